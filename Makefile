@@ -1,0 +1,78 @@
+# ledgerd — the two commands a newcomer needs are `make run` and `make test`.
+# Everything else: `make` (build), `make lint`, `make fmt`, `make test-asan`, `make fuzz`.
+
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
+PYTEST ?= python3 -m pytest -q -p no:cacheprovider
+C_SOURCES = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
+
+.PHONY: all build run test test-unit test-system test-asan fuzz lint fmt fmt-check clean deps deps-test
+
+all: build
+
+deps:
+	@bash scripts/deps.sh build
+
+deps-test:
+	@bash scripts/deps.sh test
+
+$(BUILD)/Makefile: CMakeLists.txt
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: deps $(BUILD)/Makefile
+	@cmake --build $(BUILD) -j $(JOBS)
+
+$(ASAN_BUILD)/Makefile: CMakeLists.txt
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLEDGERD_SANITIZE=ON >/dev/null
+
+asan: deps-test $(ASAN_BUILD)/Makefile
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Starts ledgerd on the embedded SQLite default (./var/ledgerd.db), applying migrations first.
+run: build
+	@./$(BUILD)/ledgerd migrate up
+	@echo
+	@echo "ledgerd is starting on http://$${LEDGERD_LISTEN:-127.0.0.1:8080} (Ctrl-C stops it)."
+	@echo "Try, from another terminal:"
+	@echo "  curl -s -X POST http://$${LEDGERD_LISTEN:-127.0.0.1:8080}/v1/accounts \\"
+	@echo "       -H 'Content-Type: application/json' -d '{\"ledger\":\"USD\",\"code\":1}'"
+	@echo "The README has a full walkthrough."
+	@echo
+	@exec ./$(BUILD)/ledgerd serve
+
+test-unit: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-system: build
+	@LEDGERD_BIN=$(CURDIR)/$(BUILD)/ledgerd $(PYTEST) tests/system tests/docs
+
+# The whole suite again on the AddressSanitizer + UndefinedBehaviorSanitizer build.
+test-asan: asan
+	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LEDGERD_BIN=$(CURDIR)/$(ASAN_BUILD)/ledgerd LEDGERD_TEST_SLOW=1 $(PYTEST) tests/system
+
+# libFuzzer targets, each run for FUZZ_SECONDS on the seed corpus in tests/fuzz/corpus.
+fuzz: deps-test
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	  -DLEDGERD_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_decode
+	@bash scripts/fuzz.sh $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS)
+
+test: deps-test fmt-check build test-unit test-system test-asan fuzz
+	@echo "make test: all suites passed"
+
+fmt:
+	@clang-format -i $(C_SOURCES)
+
+fmt-check:
+	@clang-format --dry-run -Werror $(C_SOURCES)
+
+lint: deps-test fmt-check $(BUILD)/Makefile
+	@bash scripts/lint.sh $(BUILD)
+
+clean:
+	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,93 @@
+/*
+ * limits.h — every limit ledgerd enforces, in one place, with its unit and the reason for it.
+ *
+ * A limit that is hit is a handled error (a clear 4xx or 503), never a crash or a silent drop.
+ * Where two limits depend on each other, a _Static_assert says how.
+ */
+#ifndef LEDGERD_CORE_LIMITS_H
+#define LEDGERD_CORE_LIMITS_H
+
+/* Resource ids: ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$ (API contract). */
+#define LIMIT_ID_LEN_MAX 64
+/* Ledger names: ^[A-Z0-9_]{1,16}$ (API contract). */
+#define LIMIT_LEDGER_LEN_MAX 16
+/* Metadata: a JSON object of at most 4 KiB in its compact form (API contract). */
+#define LIMIT_METADATA_BYTES_MAX 4096
+/* X-Request-Id: ^[A-Za-z0-9._:-]{1,128}$ (API contract). */
+#define LIMIT_REQUEST_ID_LEN_MAX 128
+/* Idempotency-Key: 1-255 printable ASCII characters (API contract). */
+#define LIMIT_IDEMPOTENCY_KEY_LEN_MAX 255
+/* Principal names scope idempotency keys; long enough for a JWT subject or API key id. */
+#define LIMIT_PRINCIPAL_LEN_MAX 128
+/* tracestate: W3C Trace Context says vendors should propagate at least 512 characters. */
+#define LIMIT_TRACESTATE_LEN_MAX 512
+#define LIMIT_TRACESTATE_MEMBERS_MAX 32
+
+/* Request bodies: 1 MiB by default, 8 MiB for the batch endpoint (API contract). */
+#define LIMIT_BODY_BYTES_DEFAULT (1024u * 1024u)
+#define LIMIT_BATCH_BODY_BYTES_DEFAULT (8u * 1024u * 1024u)
+/* Hard ceiling for either configured body limit: bounds a request's memory. */
+#define LIMIT_BODY_BYTES_CEILING (64u * 1024u * 1024u)
+/* JSON nesting: a ledger request needs 4 levels; metadata gets the rest. Bounds parser depth. */
+#define LIMIT_JSON_DEPTH_MAX 64
+
+/* Transfers in one batch request (API contract; TigerBeetle's batch size). */
+#define LIMIT_BATCH_TRANSFERS_MAX 8190
+/* Validation errors listed in one problem document; further ones are counted, not listed. */
+#define LIMIT_DECODE_ERRORS_MAX 16
+
+/* Lists: ?limit= is 1..1000, default 100 (API contract). */
+#define LIMIT_LIST_DEFAULT 100
+#define LIMIT_LIST_MAX 1000
+
+/* Group commit: ledger items (accounts or transfers) applied in one database transaction.
+ * A full batch request always fits in one transaction on its own. */
+#define LIMIT_COMMIT_ITEMS_MAX 8190
+_Static_assert(LIMIT_COMMIT_ITEMS_MAX >= LIMIT_BATCH_TRANSFERS_MAX,
+               "a batch request must fit into one commit");
+/* Commands (requests) in one database transaction. */
+#define LIMIT_COMMIT_COMMANDS_MAX 1024
+/* Due pending transfers expired per transaction: bounds the sweep's share of a commit. */
+#define LIMIT_EXPIRY_SWEEP_MAX 1024
+/* Expired idempotency records deleted per transaction. */
+#define LIMIT_IDEMPOTENCY_PURGE_MAX 1024
+
+/* Working set of one transaction: every account and transfer an item can touch.
+ * A transfer item touches itself, its pending transfer and up to four accounts
+ * (its own two and its pending transfer's two); an expiry touches one transfer and two accounts. */
+#define LIMIT_BOOK_TRANSFERS_MAX (2 * LIMIT_COMMIT_ITEMS_MAX + LIMIT_EXPIRY_SWEEP_MAX)
+#define LIMIT_BOOK_ACCOUNTS_MAX (4 * LIMIT_COMMIT_ITEMS_MAX + 2 * LIMIT_EXPIRY_SWEEP_MAX)
+
+/* Commit queue: commands waiting for the commit worker; full -> 503 queue_full. */
+#define LIMIT_QUEUE_DEPTH_DEFAULT 4096
+#define LIMIT_QUEUE_DEPTH_CEILING 1048576
+
+/* Idempotency keys live 24 h by default (API contract); at most 30 days. */
+#define LIMIT_IDEMPOTENCY_TTL_SECONDS_DEFAULT 86400
+#define LIMIT_IDEMPOTENCY_TTL_SECONDS_MAX (30 * 86400)
+
+/* Connections: bounded in total, per client address, in memory and in idle time. */
+#define LIMIT_CONNECTIONS_DEFAULT 4096
+#define LIMIT_PER_IP_CONNECTIONS_DEFAULT 1024
+#define LIMIT_CONNECTION_TIMEOUT_SECONDS_DEFAULT 30
+/* Per-connection memory for headers and the read buffer; bigger header sets get 431. */
+#define LIMIT_CONNECTION_MEMORY_BYTES (64u * 1024u)
+/* I/O threads: 0 means one per core, capped here. */
+#define LIMIT_IO_THREADS_MAX 256
+
+/* Graceful shutdown: in-flight requests and the commit queue drain for at most this long. */
+#define LIMIT_SHUTDOWN_TIMEOUT_SECONDS_DEFAULT 30
+
+/* Pending transfer timeouts: seconds, an unsigned 32-bit integer (TigerBeetle's range). */
+#define LIMIT_TIMEOUT_SECONDS_MAX 4294967295u
+
+/* How often the commit worker looks for due pending transfers when idle. */
+#define LIMIT_EXPIRY_INTERVAL_MS_DEFAULT 250
+
+/* Largest u128 in decimal: 340282366920938463463374607431768211455 (39 digits). */
+#define LIMIT_U128_DEC_LEN_MAX 39
+
+/* One log line; longer messages are cut and marked, never split. */
+#define LIMIT_LOG_LINE_BYTES_MAX 8192
+
+#endif

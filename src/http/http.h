@@ -1,0 +1,38 @@
+/*
+ * http.h — ledgerd's HTTP server: libmicrohttpd with an epoll thread pool, the route table,
+ * and the request pipeline (request id -> trace context -> limits -> idempotency -> handler).
+ *
+ * Handlers that change the ledger validate the request into a command, suspend the connection
+ * and hand the command to the commit worker; the worker's completion resumes the connection
+ * and the I/O thread writes the reply. Reads run on the I/O thread against SQLite's per-thread
+ * read connections.
+ */
+#ifndef LEDGERD_HTTP_HTTP_H
+#define LEDGERD_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "store/commit.h"
+#include "store/store.h"
+
+struct http_server;
+
+/* Starts listening on cfg->listen_host:listen_port with cfg's limits. store and commit must
+ * outlive the server. On failure returns a negative code and a one-line reason in err. */
+int http_server_start(const struct config *cfg, struct store *store, struct commit *commit,
+                      struct http_server **out, struct buf *err);
+/* The port actually bound (useful with port 0). */
+uint16_t http_server_port(const struct http_server *s);
+/* Begins draining: /readyz answers 503, the listener stops accepting, new requests on open
+ * connections get 503 shutting_down with Connection: close. Thread-safe. */
+void http_server_drain(struct http_server *s);
+/* Requests received and not yet completed. Thread-safe. */
+uint64_t http_server_in_flight(const struct http_server *s);
+/* Stops the daemon (every suspended connection must have been resumed: stop the commit
+ * worker first) and frees the server. */
+void http_server_stop(struct http_server *s);
+
+#endif

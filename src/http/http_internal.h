@@ -1,0 +1,149 @@
+/*
+ * http_internal.h — what the files of src/http share: the per-request state, the route table
+ * and the reply helpers.
+ */
+#ifndef LEDGERD_HTTP_HTTP_INTERNAL_H
+#define LEDGERD_HTTP_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/limits.h"
+#include "core/problem.h"
+#include "http/http.h"
+#include "idem/idem.h"
+#include "ledger/decode.h"
+#include "ledger/ledger.h"
+#include "obs/trace.h"
+#include "store/commit.h"
+#include "store/store.h"
+
+/* Methods as bits, so a route table row can be matched and an Allow header built. */
+enum http_method {
+    HTTP_GET = 1u << 0,
+    HTTP_POST = 1u << 1,
+    HTTP_PUT = 1u << 2,
+    HTTP_PATCH = 1u << 3,
+    HTTP_DELETE = 1u << 4,
+    HTTP_HEAD = 1u << 5,
+    HTTP_OPTIONS = 1u << 6,
+    HTTP_OTHER = 1u << 7,
+};
+
+struct http_request;
+
+/* What a handler did: replied (the reply is in req->status/resp), or handed the request to the
+ * commit worker (the connection is suspended until the command completes). */
+enum http_outcome { HTTP_REPLIED, HTTP_SUSPENDED };
+typedef enum http_outcome (*http_handler_fn)(struct http_request *req);
+
+/* Which body limit a route has. */
+enum http_body_kind { HTTP_BODY_NONE, HTTP_BODY_DEFAULT, HTTP_BODY_BATCH };
+
+/* One row of the route table. Every route declares the scope a caller needs (enforced once
+ * authentication exists; a test proves no row lacks one). */
+struct http_route {
+    enum http_method method;
+    const char *template; /* "/v1/accounts/{id}": {id} matches one path segment */
+    http_handler_fn handler;
+    const char *scope; /* "ledger:read", "ledger:write", "public" for probes */
+    enum http_body_kind body;
+    bool changes_state; /* takes Idempotency-Key */
+};
+
+extern const struct http_route http_routes[];
+extern const size_t http_routes_count;
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    const struct config *cfg;
+    struct store *store;
+    struct commit *commit;
+    struct idem_registry *idem;
+    uint16_t port;
+    atomic_bool draining;
+    atomic_uint_fast64_t in_flight;
+    bool migrations_current; /* checked at start-up */
+};
+
+enum http_request_state {
+    HTTP_REQ_READING, /* headers seen, body arriving */
+    HTTP_REQ_WAITING, /* suspended, command with the commit worker */
+    HTTP_REQ_RESUMED, /* command completed, reply to send */
+    HTTP_REQ_REPLIED, /* response queued */
+};
+
+struct http_request {
+    struct http_server *server;
+    struct MHD_Connection *conn;
+    enum http_request_state state;
+    int64_t start_mono_ns;
+
+    /* From the request line and headers. */
+    enum http_method method;
+    const char *method_name;            /* owned by MHD for the request's life */
+    const char *path;                   /* owned by MHD, percent-decoded */
+    const struct http_route *route;     /* NULL: no route matched */
+    unsigned allow;                     /* methods of the matching template, for 405 */
+    char path_id[LIMIT_ID_LEN_MAX + 1]; /* the {id} segment, "" if invalid */
+    bool path_id_valid;
+    char request_id[LIMIT_REQUEST_ID_LEN_MAX + 1];
+    struct trace_context trace;
+    char idempotency_key[LIMIT_IDEMPOTENCY_KEY_LEN_MAX + 1];
+    bool has_idempotency_key;
+    bool idempotency_key_invalid;
+    bool content_type_json;
+    bool has_content_type;
+
+    /* Body. */
+    struct buf body;
+    size_t body_bytes_max;
+    bool body_too_large;
+
+    /* Reply. */
+    int status;
+    const char *content_type;
+    struct buf resp;
+    char location[LIMIT_ID_LEN_MAX + 32];
+    bool replayed;
+    unsigned retry_after_seconds; /* 0: no Retry-After */
+    bool close_connection;
+    const char *problem_code; /* for the access log */
+    size_t resp_bytes;
+
+    /* Ledger command (state-changing routes). */
+    struct commit_cmd cmd;
+    struct ledger_transfer transfer; /* single transfer */
+    struct ledger_transfer *batch;   /* batch, malloc'd */
+    struct ledger_arena arena;       /* metadata text, malloc'd */
+    bool idem_claimed;
+};
+
+/* Replies. Each sets req->status, content type and body (resp); the server sends it. */
+void http_reply_json(struct http_request *req, int status); /* body already in req->resp */
+/* The one way an error leaves: an RFC 9457 document with a stable code, logged once. */
+void http_problem(struct http_request *req, int status, const char *code, const char *detail,
+                  const struct problem_field_error *errors, size_t errors_count, const char *extra);
+/* Hands req->cmd (filled by a handler) to the commit worker; always HTTP_SUSPENDED (a refused
+ * submission is answered once the connection resumes). */
+enum http_outcome http_submit(struct http_request *req);
+/* Looks up the route for (method, path). Sets req->route / allow / path_id. */
+void http_route_match(struct http_request *req);
+
+/* Handlers (routes.c). */
+enum http_outcome http_handle_livez(struct http_request *req);
+enum http_outcome http_handle_readyz(struct http_request *req);
+enum http_outcome http_handle_account_create(struct http_request *req);
+enum http_outcome http_handle_account_get(struct http_request *req);
+enum http_outcome http_handle_accounts_list(struct http_request *req);
+enum http_outcome http_handle_account_transfers(struct http_request *req);
+enum http_outcome http_handle_transfer_create(struct http_request *req);
+enum http_outcome http_handle_transfer_batch(struct http_request *req);
+enum http_outcome http_handle_transfer_get(struct http_request *req);
+
+#endif

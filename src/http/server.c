@@ -1,0 +1,718 @@
+/*
+ * server.c — libmicrohttpd glue: the daemon, the per-request pipeline and the reply writer.
+ *
+ * The access handler is called several times per request: once when the headers are in (we
+ * read the correlation headers, match the route, and refuse early what can be refused before
+ * the body: 405, 413 by Content-Length, 415), once per body chunk (bounded accumulation), and
+ * once more when the body is complete, which runs the handler. A handler that needs the commit
+ * worker suspends the connection; the worker's completion resumes it and the handler is called
+ * a last time to send the reply. The completion callback writes the access log line and frees
+ * the request.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/assert.h"
+#include "core/clock.h"
+#include "core/ids.h"
+#include "http/http_internal.h"
+#include "obs/log.h"
+
+/* Response bodies the worker writes: the largest is a batch result of 8190 items. */
+#define HTTP_RESPONSE_BYTES_MAX (16u * 1024u * 1024u)
+
+static const char http_principal_anonymous[] = "anonymous";
+
+/* ---------------------------------------------------------------------------------------
+ * Replies
+ * ------------------------------------------------------------------------------------- */
+
+void http_reply_json(struct http_request *req, int status)
+{
+    req->status = status;
+    req->content_type = "application/json";
+}
+
+void http_problem(struct http_request *req, int status, const char *code, const char *detail,
+                  const struct problem_field_error *errors, size_t errors_count, const char *extra)
+{
+    ASSERT(status >= 400 && status <= 599);
+    ASSERT(code != NULL);
+    buf_reset(&req->resp);
+    if (problem_write(&req->resp, status, code, detail, req->request_id, errors, errors_count,
+                      extra) != 0) {
+        /* Only an enormous detail can fail here; fall back to the bare document. */
+        buf_reset(&req->resp);
+        (void)problem_write(&req->resp, status, code, NULL, req->request_id, NULL, 0, NULL);
+    }
+    req->status = status;
+    req->content_type = "application/problem+json";
+    req->problem_code = code;
+    if (status >= 500) {
+        struct log_ctx lc = {req->request_id, req->trace.trace_id, req->trace.span_id};
+        log_msgf(CONFIG_LOG_WARN, &lc, "request failed: %s", code);
+    }
+}
+
+static enum MHD_Result http_add_header(struct MHD_Response *r, const char *name, const char *value)
+{
+    return MHD_add_response_header(r, name, value);
+}
+
+/* Queues req's reply on its connection. Every reply, error or not, leaves through here, so
+ * every one carries X-Request-Id and traceresponse. */
+static enum MHD_Result http_send(struct http_request *req)
+{
+    ASSERT(req->status >= 100 && req->status <= 599);
+    ASSERT(req->state != HTTP_REQ_REPLIED);
+    size_t len = 0;
+    char *data = buf_take(&req->resp, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, data != NULL ? data : (char *)"",
+                                                             data != NULL ? MHD_RESPMEM_MUST_FREE
+                                                                          : MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        free(data);
+        return MHD_NO;
+    }
+    req->resp_bytes = len;
+    char traceresponse[TRACE_PARENT_LEN + 1];
+    trace_format_response(&req->trace, traceresponse);
+    enum MHD_Result ok = http_add_header(r, "X-Request-Id", req->request_id);
+    ok = ok && http_add_header(r, "traceresponse", traceresponse);
+    if (len > 0 && req->content_type != NULL) {
+        ok = ok && http_add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
+    }
+    if (req->location[0] != '\0') {
+        ok = ok && http_add_header(r, MHD_HTTP_HEADER_LOCATION, req->location);
+    }
+    if (req->replayed) {
+        ok = ok && http_add_header(r, "Idempotent-Replayed", "true");
+    }
+    if (req->retry_after_seconds > 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%u", req->retry_after_seconds);
+        ok = ok && http_add_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    if (req->status == 405) {
+        char allow[64] = "";
+        static const struct {
+            unsigned bit;
+            const char *name;
+        } names[] = {{HTTP_GET, "GET"}, {HTTP_POST, "POST"}};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            if (req->allow & names[i].bit) {
+                size_t used = strlen(allow);
+                snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "",
+                         names[i].name);
+            }
+        }
+        ok = ok && http_add_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    }
+    if (req->close_connection) {
+        ok = ok && http_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    if (!ok) {
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
+    enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)req->status, r);
+    MHD_destroy_response(r);
+    req->state = HTTP_REQ_REPLIED;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Request set-up: correlation headers, route, early refusals
+ * ------------------------------------------------------------------------------------- */
+
+static enum http_method http_method_parse(const char *m)
+{
+    static const struct {
+        const char *name;
+        enum http_method bit;
+    } methods[] = {{"GET", HTTP_GET},        {"POST", HTTP_POST},     {"PUT", HTTP_PUT},
+                   {"PATCH", HTTP_PATCH},    {"DELETE", HTTP_DELETE}, {"HEAD", HTTP_HEAD},
+                   {"OPTIONS", HTTP_OPTIONS}};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (strcmp(m, methods[i].name) == 0) {
+            return methods[i].bit;
+        }
+    }
+    return HTTP_OTHER;
+}
+
+static const char *http_header(struct http_request *req, const char *name, size_t *len)
+{
+    const char *v = NULL;
+    size_t n = 0;
+    if (MHD_lookup_connection_value_n(req->conn, MHD_HEADER_KIND, name, strlen(name), &v, &n) !=
+        MHD_YES) {
+        return NULL;
+    }
+    *len = n;
+    return v;
+}
+
+/* "application/json" with optional parameters, case-insensitive (RFC 9110 §8.3.1). */
+static bool http_media_type_is_json(const char *v, size_t len)
+{
+    static const char json[] = "application/json";
+    size_t n = sizeof(json) - 1;
+    while (len > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        len--;
+    }
+    if (len < n || strncasecmp(v, json, n) != 0) {
+        return false;
+    }
+    return len == n || v[n] == ';' || v[n] == ' ' || v[n] == '\t';
+}
+
+static void http_read_headers(struct http_request *req)
+{
+    size_t len = 0;
+    const char *v = http_header(req, "X-Request-Id", &len);
+    if (v != NULL && ids_request_id_valid(v, len)) {
+        memcpy(req->request_id, v, len);
+        req->request_id[len] = '\0';
+    } else {
+        ids_random_hex(req->request_id, 16);
+    }
+
+    size_t tp_len = 0;
+    size_t ts_len = 0;
+    const char *tp = http_header(req, "traceparent", &tp_len);
+    const char *ts = http_header(req, "tracestate", &ts_len);
+    trace_begin(&req->trace, tp, tp_len, ts, ts_len);
+
+    v = http_header(req, "Idempotency-Key", &len);
+    if (v != NULL) {
+        req->has_idempotency_key = true;
+        if (ids_idempotency_key_valid(v, len)) {
+            memcpy(req->idempotency_key, v, len);
+            req->idempotency_key[len] = '\0';
+        } else {
+            req->idempotency_key_invalid = true;
+        }
+    }
+
+    v = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE, &len);
+    req->has_content_type = v != NULL;
+    req->content_type_json = v != NULL && http_media_type_is_json(v, len);
+}
+
+/* Content-Length when present and well formed; UINT64_MAX when it says more than we take. */
+static bool http_content_length(struct http_request *req, uint64_t *out)
+{
+    size_t len = 0;
+    const char *v = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH, &len);
+    if (v == NULL || len == 0 || len > 19) {
+        return v != NULL && len > 19 ? (*out = UINT64_MAX, true) : false;
+    }
+    uint64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9') {
+            return false;
+        }
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = n;
+    return true;
+}
+
+static struct http_request *http_request_new(struct http_server *srv, struct MHD_Connection *c,
+                                             const char *url, const char *method)
+{
+    struct http_request *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        return NULL;
+    }
+    req->server = srv;
+    req->conn = c;
+    req->start_mono_ns = clock_mono_ns();
+    req->state = HTTP_REQ_READING;
+    req->method_name = method;
+    req->method = http_method_parse(method);
+    req->path = url;
+    buf_init(&req->resp, HTTP_RESPONSE_BYTES_MAX);
+    buf_init(&req->body, 0);
+    return req;
+}
+
+static void http_request_free(struct http_request *req)
+{
+    if (req->idem_claimed) {
+        idem_release(req->server->idem, http_principal_anonymous, req->idempotency_key);
+    }
+    buf_release(&req->body);
+    buf_release(&req->resp);
+    buf_release(&req->cmd.body);
+    free(req->batch);
+    free(req->arena.base);
+    free(req);
+}
+
+/* First call for a request: everything that can be decided from the headers alone. Returns
+ * true when a reply is already prepared (and the body, if any, must be discarded). */
+static bool http_request_begin(struct http_request *req)
+{
+    struct http_server *srv = req->server;
+    http_read_headers(req);
+    http_route_match(req);
+
+    if (atomic_load(&srv->draining)) {
+        req->close_connection = true;
+        req->retry_after_seconds = 1;
+        http_problem(req, 503, "shutting_down", "the server is shutting down", NULL, 0, NULL);
+        return true;
+    }
+    if (req->route == NULL) {
+        if (req->allow != 0) {
+            http_problem(req, 405, "method_not_allowed",
+                         "the resource does not support this method", NULL, 0, NULL);
+        } else {
+            http_problem(req, 404, "not_found", "no resource at this path", NULL, 0, NULL);
+        }
+        return true;
+    }
+    if (req->route->body == HTTP_BODY_NONE) {
+        return false;
+    }
+    req->body_bytes_max = req->route->body == HTTP_BODY_BATCH ? srv->cfg->batch_body_bytes_max
+                                                              : srv->cfg->body_bytes_max;
+    buf_init(&req->body, req->body_bytes_max);
+    uint64_t declared = 0;
+    if (http_content_length(req, &declared) && declared > req->body_bytes_max) {
+        req->body_too_large = true;
+        req->close_connection = true;
+        char detail[96];
+        snprintf(detail, sizeof(detail), "the request body is larger than %zu bytes",
+                 req->body_bytes_max);
+        http_problem(req, 413, "body_too_large", detail, NULL, 0, NULL);
+        return true;
+    }
+    if (!req->content_type_json) {
+        http_problem(req, 415, "unsupported_media_type",
+                     req->has_content_type ? "the request body must be application/json"
+                                           : "Content-Type: application/json is required",
+                     NULL, 0, NULL);
+        return true;
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Idempotency: claim, look up the stored response, replay or refuse
+ * ------------------------------------------------------------------------------------- */
+
+struct http_replay {
+    struct http_request *req;
+    const uint8_t *digest;
+    bool matched;
+};
+
+static int http_replay_row(void *ctx, const struct store_idem_record *r)
+{
+    struct http_replay *rp = ctx;
+    struct http_request *req = rp->req;
+    if (memcmp(r->request_digest, rp->digest, SHA256_BYTES) != 0) {
+        rp->matched = false;
+        return 0;
+    }
+    rp->matched = true;
+    buf_reset(&req->resp);
+    if (buf_append(&req->resp, r->body, r->body_len) != 0) {
+        return -ENOSPC;
+    }
+    req->status = r->status;
+    /* The stored body tells which kind it is: problem documents carry "type" first. */
+    req->content_type = r->body_len > 8 && memcmp(r->body, "{\"type\":", 8) == 0
+                            ? "application/problem+json"
+                            : "application/json";
+    snprintf(req->location, sizeof(req->location), "%s", r->location);
+    req->replayed = true;
+    return 0;
+}
+
+/* Returns true when the request was answered here (replayed, refused or failed); false when
+ * the caller should run it, holding the claimed key. */
+static bool http_idempotency(struct http_request *req)
+{
+    struct http_server *srv = req->server;
+    if (req->idempotency_key_invalid) {
+        http_problem(req, 400, "idempotency_key_invalid",
+                     "Idempotency-Key must be 1-255 printable ASCII characters", NULL, 0, NULL);
+        return true;
+    }
+    if (!req->has_idempotency_key) {
+        if (srv->cfg->idempotency_required) {
+            http_problem(req, 400, "idempotency_key_missing",
+                         "this server requires an Idempotency-Key on every state-changing "
+                         "request",
+                         NULL, 0, NULL);
+            return true;
+        }
+        return false;
+    }
+    switch (idem_claim(srv->idem, http_principal_anonymous, req->idempotency_key)) {
+    case IDEM_CLAIMED:
+        req->idem_claimed = true;
+        break;
+    case IDEM_IN_FLIGHT:
+        req->retry_after_seconds = 1;
+        http_problem(req, 409, "idempotency_key_in_flight",
+                     "a request with this Idempotency-Key is still being processed", NULL, 0, NULL);
+        return true;
+    case IDEM_FULL:
+        req->retry_after_seconds = 1;
+        http_problem(req, 503, "queue_full", "too many requests in flight", NULL, 0, NULL);
+        return true;
+    }
+
+    if (idem_fingerprint(req->method_name, req->path, req->body.data ? req->body.data : "",
+                         req->body.len, req->cmd.request_digest) != 0) {
+        http_problem(req, 500, "internal_error", "the request could not be fingerprinted", NULL, 0,
+                     NULL);
+        return true;
+    }
+    struct http_replay rp = {req, req->cmd.request_digest, false};
+    int rc = store_idem_get(srv->store, http_principal_anonymous, req->idempotency_key,
+                            clock_unix_ms(), http_replay_row, &rp);
+    if (rc == -ENOENT) {
+        return false;
+    }
+    idem_release(srv->idem, http_principal_anonymous, req->idempotency_key);
+    req->idem_claimed = false;
+    if (rc != 0) {
+        req->retry_after_seconds = 1;
+        http_problem(req, 503, "storage_unavailable", "the database is unavailable", NULL, 0, NULL);
+        return true;
+    }
+    if (!rp.matched) {
+        http_problem(req, 422, "idempotency_key_reused",
+                     "this Idempotency-Key was used with a different request", NULL, 0, NULL);
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Commit completion
+ * ------------------------------------------------------------------------------------- */
+
+/* Runs on the commit worker's thread once the command committed (or failed). */
+static void http_command_done(struct commit_cmd *cmd)
+{
+    struct http_request *req = cmd->done_ctx;
+    if (req->idem_claimed) {
+        /* After the commit: a retry now finds the stored record. */
+        idem_release(req->server->idem, http_principal_anonymous, req->idempotency_key);
+        req->idem_claimed = false;
+    }
+    req->state = HTTP_REQ_RESUMED;
+    MHD_resume_connection(req->conn);
+}
+
+enum http_outcome http_submit(struct http_request *req)
+{
+    struct commit_cmd *cmd = &req->cmd;
+    snprintf(cmd->principal, sizeof(cmd->principal), "%s", http_principal_anonymous);
+    if (req->idem_claimed) {
+        snprintf(cmd->idempotency_key, sizeof(cmd->idempotency_key), "%s", req->idempotency_key);
+    } else {
+        cmd->idempotency_key[0] = '\0';
+    }
+    snprintf(cmd->request_id, sizeof(cmd->request_id), "%s", req->request_id);
+    buf_init(&cmd->body, HTTP_RESPONSE_BYTES_MAX);
+    cmd->done = http_command_done;
+    cmd->done_ctx = req;
+
+    /* Suspend first: the worker may complete the command before commit_submit returns. */
+    req->state = HTTP_REQ_WAITING;
+    MHD_suspend_connection(req->conn);
+    int rc = commit_submit(req->server->commit, cmd);
+    if (rc == 0) {
+        return HTTP_SUSPENDED;
+    }
+    req->retry_after_seconds = 1;
+    if (rc == -EAGAIN) {
+        http_problem(req, 503, "queue_full", "the commit queue is full; retry shortly", NULL, 0,
+                     NULL);
+    } else {
+        req->close_connection = true;
+        http_problem(req, 503, "shutting_down", "the server is shutting down", NULL, 0, NULL);
+    }
+    if (req->idem_claimed) {
+        idem_release(req->server->idem, http_principal_anonymous, req->idempotency_key);
+        req->idem_claimed = false;
+    }
+    /* The reply is ready; the access handler sends it once resumed. */
+    req->state = HTTP_REQ_RESUMED;
+    req->cmd.status = 0;
+    MHD_resume_connection(req->conn);
+    return HTTP_SUSPENDED;
+}
+
+/* Turns the completed command into the reply. */
+static void http_take_command_result(struct http_request *req)
+{
+    struct commit_cmd *cmd = &req->cmd;
+    if (cmd->status == 0) {
+        return; /* http_submit already prepared the reply */
+    }
+    buf_release(&req->resp);
+    req->resp = cmd->body;
+    buf_init(&cmd->body, HTTP_RESPONSE_BYTES_MAX);
+    req->status = cmd->status;
+    req->content_type = cmd->body_is_problem ? "application/problem+json" : "application/json";
+    snprintf(req->location, sizeof(req->location), "%s", cmd->location);
+    if (cmd->status == 503) {
+        req->retry_after_seconds = 1;
+        req->problem_code = "storage_unavailable";
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The access handler and the completion callback
+ * ------------------------------------------------------------------------------------- */
+
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct http_request *req = *con_cls;
+
+    if (req == NULL) {
+        req = http_request_new(srv, conn, url, method);
+        if (req == NULL) {
+            return MHD_NO; /* out of memory: drop the connection */
+        }
+        *con_cls = req;
+        atomic_fetch_add(&srv->in_flight, 1);
+        if (http_request_begin(req) && req->body_too_large) {
+            return http_send(req); /* do not read a body we will refuse */
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->status != 0 || req->state != HTTP_REQ_READING) {
+            return MHD_YES; /* reply already decided: discard */
+        }
+        if (buf_append(&req->body, upload_data, n) != 0) {
+            req->body_too_large = true;
+            req->close_connection = true;
+            char detail[96];
+            snprintf(detail, sizeof(detail), "the request body is larger than %zu bytes",
+                     req->body_bytes_max);
+            http_problem(req, 413, "body_too_large", detail, NULL, 0, NULL);
+            return http_send(req);
+        }
+        return MHD_YES;
+    }
+
+    switch (req->state) {
+    case HTTP_REQ_READING:
+        if (req->status != 0) {
+            return http_send(req);
+        }
+        if (req->route->changes_state && http_idempotency(req)) {
+            return http_send(req);
+        }
+        if (req->route->handler(req) == HTTP_SUSPENDED) {
+            return MHD_YES;
+        }
+        return http_send(req);
+    case HTTP_REQ_RESUMED:
+        http_take_command_result(req);
+        return http_send(req);
+    case HTTP_REQ_WAITING:
+    case HTTP_REQ_REPLIED:
+        return MHD_YES;
+    }
+    return MHD_NO;
+}
+
+static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    struct http_server *srv = cls;
+    struct http_request *req = *con_cls;
+    if (req == NULL) {
+        return;
+    }
+    *con_cls = NULL;
+    int64_t duration_ns = clock_mono_ns() - req->start_mono_ns;
+    struct buf fields;
+    buf_init(&fields, 2048);
+    (void)buf_append_str(&fields, "\"method\":");
+    (void)buf_append_json_str(&fields, req->method_name, strlen(req->method_name));
+    (void)buf_append_str(&fields, ",\"route\":");
+    const char *route = req->route != NULL ? req->route->template : "unmatched";
+    (void)buf_append_json_str(&fields, route, strlen(route));
+    (void)buf_append_str(&fields, ",\"path\":");
+    size_t path_len = strlen(req->path);
+    (void)buf_append_json_str(&fields, req->path, path_len > 256 ? 256 : path_len);
+    (void)buf_appendf(&fields, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu",
+                      req->state == HTTP_REQ_REPLIED ? req->status : 0, (double)duration_ns / 1e6,
+                      req->resp_bytes);
+    if (req->problem_code != NULL) {
+        (void)buf_appendf(&fields, ",\"code\":\"%s\"", req->problem_code);
+    }
+    if (req->replayed) {
+        (void)buf_append_str(&fields, ",\"idempotent_replayed\":true");
+    }
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        (void)buf_appendf(&fields, ",\"terminated\":%d", (int)toe);
+    }
+    struct log_ctx lc = {req->request_id, req->trace.trace_id, req->trace.span_id};
+    log_event(CONFIG_LOG_INFO, &lc, "request", fields.data);
+    buf_release(&fields);
+    /* A request completed while suspended cannot happen: MHD keeps suspended connections. */
+    ASSERT(req->state != HTTP_REQ_WAITING);
+    http_request_free(req);
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
+        msg[--n] = '\0';
+    }
+    log_msgf(CONFIG_LOG_DEBUG, NULL, "libmicrohttpd: %s", msg);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Start and stop
+ * ------------------------------------------------------------------------------------- */
+
+static int http_resolve(const char *host, uint16_t port, struct sockaddr_storage *out,
+                        socklen_t *out_len, struct buf *err)
+{
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char service[8];
+    snprintf(service, sizeof(service), "%u", port);
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) {
+        buf_appendf(err, "cannot resolve listen host '%s': %s", host, gai_strerror(rc));
+        return -EINVAL;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *out_len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int http_server_start(const struct config *cfg, struct store *store, struct commit *commit,
+                      struct http_server **out, struct buf *err)
+{
+    ASSERT(cfg != NULL && store != NULL && commit != NULL && out != NULL);
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        return -ENOMEM;
+    }
+    srv->cfg = cfg;
+    srv->store = store;
+    srv->commit = commit;
+    atomic_init(&srv->draining, false);
+    atomic_init(&srv->in_flight, 0);
+    int rc = idem_registry_new(cfg->connections_max + cfg->queue_depth_max, &srv->idem);
+    if (rc != 0) {
+        goto out_free;
+    }
+
+    struct sockaddr_storage addr;
+    socklen_t addr_len = 0;
+    rc = http_resolve(cfg->listen_host, cfg->listen_port, &addr, &addr_len, err);
+    if (rc != 0) {
+        goto out_free_idem;
+    }
+    unsigned threads = cfg->io_threads;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (addr.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    srv->daemon = MHD_start_daemon(
+        flags, cfg->listen_port, NULL, NULL, http_access, srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_seconds,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connections_max,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections_max,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)LIMIT_CONNECTION_MEMORY_BYTES,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL, MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        buf_appendf(err, "cannot listen on %s:%u (address in use or not permitted?)",
+                    cfg->listen_host, cfg->listen_port);
+        rc = -EADDRINUSE;
+        goto out_free_idem;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info != NULL ? info->port : cfg->listen_port;
+    struct store_migration_status ms;
+    srv->migrations_current =
+        store_migration_status(store, &ms) == 0 && ms.pending == 0 && !ms.drift;
+    *out = srv;
+    return 0;
+
+out_free_idem:
+    idem_registry_free(srv->idem);
+out_free:
+    free(srv);
+    return rc;
+}
+
+uint16_t http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_server_drain(struct http_server *s)
+{
+    if (atomic_exchange(&s->draining, true)) {
+        return;
+    }
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET) {
+        close(fd);
+    }
+}
+
+uint64_t http_server_in_flight(const struct http_server *s)
+{
+    return atomic_load(&s->in_flight);
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    MHD_stop_daemon(s->daemon);
+    idem_registry_free(s->idem);
+    free(s);
+}

@@ -1,0 +1,83 @@
+/*
+ * commit.h — the commit worker: one thread that takes ledger commands from a bounded queue and
+ * commits them in batches (group commit), one database transaction and one fsync per batch.
+ *
+ * For each batch: expire due pending transfers, load what the commands reference into the
+ * ledger book, apply the commands in queue order, write the book's changes and the idempotency
+ * records, commit, then complete every command (done callback). A command whose batch failed to
+ * commit completes with 503 storage_unavailable and left nothing behind.
+ */
+#ifndef LEDGERD_STORE_COMMIT_H
+#define LEDGERD_STORE_COMMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/limits.h"
+#include "core/sha256.h"
+#include "ledger/ledger.h"
+#include "store/store.h"
+
+enum commit_kind {
+    COMMIT_ACCOUNT_CREATE,  /* account */
+    COMMIT_TRANSFER_CREATE, /* transfers[0], transfers_count == 1 */
+    COMMIT_TRANSFER_BATCH,  /* transfers[0..transfers_count) */
+};
+
+struct commit_cmd {
+    enum commit_kind kind;
+    struct ledger_account account;
+    struct ledger_transfer *transfers; /* owned by the submitter; must outlive done() */
+    size_t transfers_count;
+
+    /* Idempotency: idempotency_key[0] == '\0' means none. The record (principal, key,
+     * request_digest, status, location, body) is written in the batch's transaction. */
+    char principal[LIMIT_PRINCIPAL_LEN_MAX + 1];
+    char idempotency_key[LIMIT_IDEMPOTENCY_KEY_LEN_MAX + 1];
+    uint8_t request_digest[SHA256_BYTES];
+    char request_id[LIMIT_REQUEST_ID_LEN_MAX + 1]; /* goes into problem bodies */
+
+    /* Results, written by the worker before done(). body must be buf_init'ed by the submitter
+     * (its len_max bounds the response). */
+    int status;
+    bool body_is_problem;
+    struct buf body;
+    char location[LIMIT_ID_LEN_MAX + 32]; /* "" or "/v1/accounts/<id>" */
+    int64_t queued_mono_ns;               /* set by commit_submit */
+
+    /* Called on the worker thread once the command's batch committed or failed. Must not block
+     * and must not touch the command after handing it back to its owner. */
+    void (*done)(struct commit_cmd *cmd);
+    void *done_ctx;
+
+    struct commit_cmd *next; /* queue link; owned by the worker while queued */
+};
+
+struct commit_config {
+    uint32_t queue_depth_max;   /* commands waiting; full -> -EAGAIN */
+    uint32_t items_max;         /* ledger items per transaction (<= LIMIT_COMMIT_ITEMS_MAX) */
+    uint32_t idempotency_ttl_seconds;
+    uint32_t expiry_interval_ms; /* how often to look for due pendings when idle */
+};
+
+struct commit;
+
+/* Starts the worker thread. Returns 0, -ENOMEM, or the pthread error negated. */
+int commit_start(struct store *s, const struct commit_config *cfg, struct commit **out);
+/* Queues cmd. 0; -EAGAIN when the queue is full (answer 503 queue_full); -ESHUTDOWN when the
+ * worker is stopping. Thread-safe. On 0, ownership of cmd passes to the worker until done(). */
+int commit_submit(struct commit *c, struct commit_cmd *cmd);
+/* Stops taking commands, commits what is queued (until deadline_mono_ns; commands still queued
+ * then complete with 503 shutting_down), joins the thread and frees the worker. */
+void commit_stop(struct commit *c, int64_t deadline_mono_ns);
+
+/* Gauges and counters for metrics and readiness (thread-safe, approximate). */
+uint32_t commit_queue_depth(const struct commit *c);
+uint64_t commit_batches_total(const struct commit *c);
+uint64_t commit_rejected_total(const struct commit *c);
+/* False after a commit failed until the next one succeeds: feeds /readyz. */
+bool commit_healthy(const struct commit *c);
+
+#endif
