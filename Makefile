@@ -6,7 +6,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
-PYTEST ?= python3 -m pytest -q -p no:cacheprovider
+PYTEST ?= /usr/bin/python3 -m pytest -q -p no:cacheprovider
 C_SOURCES = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all build run test test-unit test-system test-asan fuzz lint fmt fmt-check clean deps deps-test

@@ -72,6 +72,9 @@ _Static_assert(LIMIT_COMMIT_ITEMS_MAX >= LIMIT_BATCH_TRANSFERS_MAX,
 #define LIMIT_CONNECTION_TIMEOUT_SECONDS_DEFAULT 30
 /* Per-connection memory for headers and the read buffer; bigger header sets get 431. */
 #define LIMIT_CONNECTION_MEMORY_BYTES (64u * 1024u)
+/* Request header fields: a ledger request needs a dozen; more is refused with 431 before any
+ * work is done (Node.js stops at 2000, nginx bounds bytes; ledgerd bounds both). */
+#define LIMIT_HEADERS_MAX 100
 /* I/O threads: 0 means one per core, capped here. */
 #define LIMIT_IO_THREADS_MAX 256
 

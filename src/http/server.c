@@ -266,7 +266,18 @@ static bool http_request_begin(struct http_request *req)
     http_read_headers(req);
     http_route_match(req);
 
-    if (atomic_load(&srv->draining)) {
+    int headers = MHD_get_connection_values(req->conn, MHD_HEADER_KIND, NULL, NULL);
+    if (headers > LIMIT_HEADERS_MAX) {
+        req->close_connection = true;
+        char detail[96];
+        snprintf(detail, sizeof(detail), "more than %d header fields", LIMIT_HEADERS_MAX);
+        http_problem(req, 431, "headers_too_large", detail, NULL, 0, NULL);
+        return true;
+    }
+    /* Probes keep answering while draining: /livez stays 200 and /readyz says why it is not
+     * ready, so the load balancer sees the drain. */
+    bool probe = req->route != NULL && strcmp(req->route->scope, "public") == 0;
+    if (atomic_load(&srv->draining) && !probe) {
         req->close_connection = true;
         req->retry_after_seconds = 1;
         http_problem(req, 503, "shutting_down", "the server is shutting down", NULL, 0, NULL);

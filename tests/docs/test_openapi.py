@@ -1,0 +1,414 @@
+"""docs/api/openapi.yaml against what ledgerd serves and decides.
+
+The OpenAPI document is the contract clients are generated from, so it is checked against the
+sources of truth inside the repository: the route table (src/http), the ledger's result codes
+(src/ledger/ledger.h), the limits (src/core/limits.h) and the code tables of
+docs/api/conventions.md. Run: python3 -m pytest tests/docs
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENAPI = ROOT / "docs" / "api" / "openapi.yaml"
+CONVENTIONS = ROOT / "docs" / "api" / "conventions.md"
+LEDGER_H = ROOT / "src" / "ledger" / "ledger.h"
+LIMITS_H = ROOT / "src" / "core" / "limits.h"
+HTTP_DIR = ROOT / "src" / "http"
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+# The operations of API v1 that this version of ledgerd serves (GET /metrics and
+# authentication come later and must not be documented before they exist).
+CONTRACT_OPERATIONS = {
+    ("POST", "/v1/accounts"),
+    ("GET", "/v1/accounts"),
+    ("GET", "/v1/accounts/{id}"),
+    ("GET", "/v1/accounts/{id}/transfers"),
+    ("POST", "/v1/transfers"),
+    ("GET", "/v1/transfers/{id}"),
+    ("POST", "/v1/transfers/batch"),
+    ("GET", "/livez"),
+    ("GET", "/readyz"),
+}
+
+SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@pytest.fixture(scope="module")
+def doc():
+    with OPENAPI.open(encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def resolve(doc, node):
+    """Follows local $refs until node is not a reference."""
+    seen = 0
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), f"only local references are used: {ref}"
+        target = doc
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            assert isinstance(target, dict) and part in target, f"unresolved $ref {ref}"
+            target = target[part]
+        node = target
+        seen += 1
+        assert seen < 32, f"reference loop at {ref}"
+    return node
+
+
+def operations(doc):
+    """(METHOD, path, operation) for every operation."""
+    for path, item in doc["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield method.upper(), path, item[method]
+
+
+def all_responses(doc):
+    """(where, status, response) for every response, the reusable ones included."""
+    for method, path, op in operations(doc):
+        for status, resp in op["responses"].items():
+            yield f"{method} {path} {status}", str(status), resolve(doc, resp)
+    for name, resp in doc["components"].get("responses", {}).items():
+        yield f"components.responses.{name}", None, resp
+
+
+def problem_codes_of(doc, resp):
+    """The problem codes a response enumerates (allOf: [Problem, {properties: {code: enum}}])."""
+    codes = set()
+    for media in resp.get("content", {}).values():
+        schema = resolve(doc, media.get("schema", {}))
+        for part in schema.get("allOf", []):
+            part = resolve(doc, part)
+            enum = part.get("properties", {}).get("code", {}).get("enum")
+            if enum:
+                codes.update(enum)
+    return codes
+
+
+def references_problem(doc, schema):
+    if schema.get("$ref") == "#/components/schemas/Problem":
+        return True
+    return any(p.get("$ref") == "#/components/schemas/Problem" for p in schema.get("allOf", []))
+
+
+def c_define(name):
+    m = re.search(rf"^#define {name} \(?(\d+)u?", LIMITS_H.read_text(), re.M)
+    assert m, f"{name} not found in limits.h"
+    return int(m.group(1))
+
+
+def every_ref(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref":
+                yield v
+            else:
+                yield from every_ref(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from every_ref(v)
+
+
+# --- the document itself -----------------------------------------------------------------
+
+
+def test_is_openapi_3_1(doc):
+    assert doc["openapi"] == "3.1.0"
+    assert doc["info"]["title"] and doc["info"]["version"]
+
+
+def test_every_reference_resolves(doc):
+    refs = set(every_ref(doc))
+    assert refs, "the document uses $ref"
+    for ref in refs:
+        resolve(doc, {"$ref": ref})
+
+
+def test_operation_ids_are_unique(doc):
+    ids = [op["operationId"] for _, _, op in operations(doc)]
+    assert len(ids) == len(set(ids))
+
+
+# --- paths ---------------------------------------------------------------------------------
+
+
+def test_documents_exactly_the_served_operations(doc):
+    documented = {(m, p) for m, p, _ in operations(doc)}
+    assert documented == CONTRACT_OPERATIONS
+
+
+def route_table():
+    """(METHOD, template) rows of the http_routes table in src/http, or None if not found."""
+    for c_file in sorted(HTTP_DIR.glob("*.c")):
+        text = c_file.read_text(encoding="utf-8", errors="replace")
+        m = re.search(r"http_routes\s*\[\s*\]\s*=\s*\{(.*?)\n\};", text, re.S)
+        if not m:
+            continue
+        rows = set()
+        # Rows open with the method and the path template: {HTTP_GET, "/v1/accounts/{id}", ...
+        for row in re.finditer(r'\{\s*(?:\.method\s*=\s*)?HTTP_([A-Z]+)\s*,\s*'
+                               r'(?:\.template\s*=\s*)?"(/[^"]*)"', m.group(1)):
+            rows.add((row.group(1), row.group(2)))
+        if rows:
+            return rows
+    return None
+
+
+def test_matches_the_route_table(doc):
+    rows = route_table()
+    assert rows is not None, "no http_routes table found in src/http/*.c"
+    documented = {(m, p) for m, p, _ in operations(doc)}
+    assert rows == documented, (
+        f"served but undocumented: {sorted(rows - documented)}; "
+        f"documented but not served: {sorted(documented - rows)}"
+    )
+
+
+def test_state_changing_posts_take_json_and_idempotency_key(doc):
+    for method, path, op in operations(doc):
+        if method != "POST":
+            continue
+        params = [resolve(doc, p)["name"] for p in op.get("parameters", [])]
+        assert "Idempotency-Key" in params, f"{path} lacks Idempotency-Key"
+        assert op["requestBody"]["required"] is True
+        assert list(op["requestBody"]["content"]) == ["application/json"], path
+        for status in ("413", "415"):
+            assert status in op["responses"], f"POST {path} lacks {status}"
+
+
+def test_correlation_headers_are_accepted_everywhere(doc):
+    for path, item in doc["paths"].items():
+        names = {resolve(doc, p)["name"] for p in item.get("parameters", [])}
+        assert {"X-Request-Id", "traceparent", "tracestate"} <= names, path
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+def test_every_response_carries_request_id_and_traceresponse(doc):
+    for where, _, resp in all_responses(doc):
+        headers = resp.get("headers", {})
+        assert "X-Request-Id" in headers, where
+        assert "traceresponse" in headers, where
+
+
+def test_every_error_response_is_a_problem_document(doc):
+    checked = 0
+    for where, status, resp in all_responses(doc):
+        if status is not None and status[0] not in "45":
+            continue
+        content = resp.get("content", {})
+        assert list(content) == ["application/problem+json"], where
+        schema = content["application/problem+json"]["schema"]
+        assert references_problem(doc, schema), f"{where} does not reference Problem"
+        assert problem_codes_of(doc, resp), f"{where} enumerates no problem code"
+        checked += 1
+    assert checked > 20
+
+
+def test_success_responses_are_json(doc):
+    for method, path, op in operations(doc):
+        for status, resp in op["responses"].items():
+            if str(status).startswith("2"):
+                assert list(resolve(doc, resp)["content"]) == ["application/json"], (method, path)
+
+
+def test_created_responses_carry_location(doc):
+    for method, path, op in operations(doc):
+        if "201" in op["responses"]:
+            assert "Location" in op["responses"]["201"]["headers"], path
+
+
+def test_replayable_responses_carry_idempotent_replayed(doc):
+    for method, path, op in operations(doc):
+        if method != "POST":
+            continue
+        success = [s for s in op["responses"] if str(s).startswith("2")]
+        for status in success:
+            assert "Idempotent-Replayed" in op["responses"][status]["headers"], (path, status)
+
+
+def test_retry_after_and_allow_where_the_contract_says(doc):
+    responses = doc["components"]["responses"]
+    assert "Allow" in responses["MethodNotAllowed"]["headers"]
+    assert "Retry-After" in responses["WriteUnavailable"]["headers"]
+    for method, path, op in operations(doc):
+        for status, resp in op["responses"].items():
+            resp = resolve(doc, resp)
+            if "idempotency_key_in_flight" in problem_codes_of(doc, resp):
+                assert "Retry-After" in resp["headers"], (path, status)
+
+
+# --- codes ---------------------------------------------------------------------------------
+
+
+def conventions_codes():
+    """Backticked codes from the `code` column of every table in conventions.md."""
+    codes = set()
+    code_column = None
+    for line in CONVENTIONS.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|"):
+            code_column = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if code_column is None:
+            code_column = cells.index("code") if "code" in cells else -1
+            continue
+        if code_column < 0 or set("".join(cells)) <= set("-: "):
+            continue
+        for token in re.findall(r"`([^`]+)`", cells[code_column]):
+            if SNAKE.match(token):
+                codes.add(token)
+    return codes
+
+
+def ledger_result_codes():
+    text = LEDGER_H.read_text(encoding="utf-8")
+    body = re.search(r"enum ledger_result \{(.*?)\};", text, re.S).group(1)
+    names = re.findall(r"\bLEDGER_([A-Z_]+)\b", body)
+    return {n.lower() for n in names if n != "RESULT_COUNT"}
+
+
+def documented_problem_codes(doc):
+    codes = set()
+    for _, _, resp in all_responses(doc):
+        codes |= problem_codes_of(doc, resp)
+    return codes
+
+
+def test_conventions_tables_are_parsed():
+    codes = conventions_codes()
+    # A few from each table, so a change of table layout cannot empty the check.
+    assert {"field_required", "amount_invalid", "batch_size_invalid"} <= codes
+    assert {"not_found", "method_not_allowed", "queue_full", "internal_error"} <= codes
+
+
+def test_every_conventions_code_is_a_documented_problem_code(doc):
+    missing = conventions_codes() - documented_problem_codes(doc)
+    assert not missing, f"codes in conventions.md that no response enumerates: {sorted(missing)}"
+
+
+def test_every_field_code_is_listed_for_field_errors(doc):
+    field_enum = set(doc["components"]["schemas"]["FieldError"]["properties"]["code"]["enum"])
+    text = CONVENTIONS.read_text(encoding="utf-8")
+    section = text.split("## Validation errors", 1)[1].split("\n## ", 1)[0]
+    table = {c for c in re.findall(r"^\| `([a-z_]+)` \|", section, re.M)}
+    assert table and table <= field_enum
+
+
+def test_result_codes_match_the_ledger(doc):
+    enum = set(doc["components"]["schemas"]["ResultCode"]["enum"])
+    assert enum == ledger_result_codes()
+
+
+def test_single_transfer_refusals_are_documented(doc):
+    op = doc["paths"]["/v1/transfers"]["post"]["responses"]
+    codes_422 = problem_codes_of(doc, op["422"])
+    codes_409 = problem_codes_of(doc, op["409"])
+    refusals = ledger_result_codes() - {"created", "exists"}
+    assert "exists_with_different_fields" in codes_409
+    # A single transfer has no chain for linked_event_failed to report on.
+    expected_422 = refusals - {"exists_with_different_fields", "linked_event_failed"}
+    assert expected_422 <= codes_422, sorted(expected_422 - codes_422)
+    assert "idempotency_key_reused" in codes_422
+
+
+def test_problem_type_is_a_relative_uri_of_the_code(doc):
+    problem = doc["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "code", "request_id"}
+    pattern = re.compile(problem["properties"]["type"]["pattern"])
+    assert pattern.search("/problems/queue_full")
+    assert not pattern.search("about:blank")
+    assert not pattern.search("https://example.com/problems/queue_full")
+
+
+# --- patterns and limits -------------------------------------------------------------------
+
+
+def schema_pattern(doc, name):
+    return re.compile(doc["components"]["schemas"][name]["pattern"])
+
+
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("0", True),
+        ("1050", True),
+        ("340282366920938463463374607431768211455", True),
+        ("", False),
+        ("00", False),
+        ("01", False),
+        ("-1", False),
+        ("+1", False),
+        ("1.0", False),
+        ("1e3", False),
+        (" 1", False),
+        ("1" * 40, False),
+    ],
+)
+def test_amount_pattern(doc, value, ok):
+    assert bool(schema_pattern(doc, "U128").search(value)) is ok
+
+
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("alice", True),
+        ("01936f1c-8a2b-7c3d-9e4f-5a6b7c8d9e0f", True),
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("", False),
+        ("-leading", False),
+        ("has/slash", False),
+        ("has space", False),
+        ("pct%41", False),
+    ],
+)
+def test_id_pattern(doc, value, ok):
+    assert bool(schema_pattern(doc, "Id").search(value)) is ok
+
+
+@pytest.mark.parametrize(
+    "value,ok", [("USD", True), ("A_1", True), ("usd", False), ("", False), ("X" * 17, False)]
+)
+def test_ledger_pattern(doc, value, ok):
+    assert bool(schema_pattern(doc, "Ledger").search(value)) is ok
+
+
+def test_idempotency_key_pattern(doc):
+    key = re.compile(doc["components"]["parameters"]["IdempotencyKey"]["schema"]["pattern"])
+    assert key.search(" ~") and key.search("k" * 255)
+    assert not key.search("") and not key.search("k" * 256)
+    assert not key.search("tab\tkey") and not key.search("caf\u00e9")
+
+
+def test_limits_match_limits_h(doc):
+    s = doc["components"]["schemas"]
+    p = doc["components"]["parameters"]
+    assert s["Id"]["maxLength"] == c_define("LIMIT_ID_LEN_MAX")
+    assert s["Ledger"]["maxLength"] == c_define("LIMIT_LEDGER_LEN_MAX")
+    assert s["U128"]["maxLength"] == c_define("LIMIT_U128_DEC_LEN_MAX")
+    assert s["BatchRequest"]["properties"]["transfers"]["maxItems"] == c_define(
+        "LIMIT_BATCH_TRANSFERS_MAX"
+    )
+    assert s["BatchResults"]["properties"]["results"]["maxItems"] == c_define(
+        "LIMIT_BATCH_TRANSFERS_MAX"
+    )
+    assert s["Problem"]["properties"]["errors"]["maxItems"] == c_define("LIMIT_DECODE_ERRORS_MAX")
+    assert s["TransferCreate"]["properties"]["timeout_seconds"]["maximum"] == c_define(
+        "LIMIT_TIMEOUT_SECONDS_MAX"
+    )
+    assert p["Limit"]["schema"]["maximum"] == c_define("LIMIT_LIST_MAX")
+    assert p["Limit"]["schema"]["default"] == c_define("LIMIT_LIST_DEFAULT")
+    assert s["AccountPage"]["properties"]["data"]["maxItems"] == c_define("LIMIT_LIST_MAX")
+    assert p["IdempotencyKey"]["schema"]["maxLength"] == c_define("LIMIT_IDEMPOTENCY_KEY_LEN_MAX")
+    assert p["Tracestate"]["schema"]["maxLength"] == c_define("LIMIT_TRACESTATE_LEN_MAX")
+    request_id = doc["components"]["parameters"]["XRequestId"]["schema"]["pattern"]
+    assert "{1,%d}" % c_define("LIMIT_REQUEST_ID_LEN_MAX") in request_id
+    assert str(c_define("LIMIT_METADATA_BYTES_MAX")) in s["Metadata"]["description"]
