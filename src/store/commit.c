@@ -1,0 +1,623 @@
+/*
+ * commit.c — the commit worker: a bounded queue of ledger commands and the one thread that
+ * commits them in batches, one database transaction (one fsync) per batch.
+ *
+ * Layers, top to bottom: the queue (submit, take), one batch (expire due pendings, prefetch,
+ * apply, render, write, commit, complete), the idle work (expiry sweep, idempotency purge),
+ * and the thread's life (start, loop, stop). Everything the worker needs per batch — the book,
+ * the result arrays — is allocated at start and reused; the hot path does not allocate.
+ */
+#include "store/commit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/assert.h"
+#include "core/clock.h"
+#include "core/problem.h"
+#include "ledger/book.h"
+#include "ledger/render.h"
+#include "obs/log.h"
+
+/* Expired idempotency records are purged this often, when the worker is idle. */
+#define COMMIT_PURGE_INTERVAL_NS (60ll * 1000 * 1000 * 1000)
+
+/* The book holds what one transaction can touch (limits.h). A transfer item that already
+ * exists is loaded by the prefetch and still counts as room ledger_book_transfers_apply must
+ * find, so each item may need one more transfer slot than LIMIT_BOOK_TRANSFERS_MAX counts. */
+#define COMMIT_BOOK_TRANSFERS_MAX (LIMIT_BOOK_TRANSFERS_MAX + LIMIT_COMMIT_ITEMS_MAX)
+/* Every account and transfer in the book may carry full-size metadata. The arena is reserved,
+ * not touched, so the worst case costs address space rather than memory. */
+#define COMMIT_BOOK_METADATA_BYTES_MAX                                                             \
+    (((size_t)LIMIT_BOOK_ACCOUNTS_MAX + COMMIT_BOOK_TRANSFERS_MAX) * LIMIT_METADATA_BYTES_MAX)
+
+struct commit {
+    struct store *store;
+    struct commit_config cfg;
+    pthread_t thread;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;           /* CLOCK_MONOTONIC */
+    struct commit_cmd *head;       /* under lock */
+    struct commit_cmd *tail;       /* under lock */
+    bool stopping;                 /* under lock */
+    int64_t stop_deadline_mono_ns; /* under lock */
+
+    _Atomic uint32_t depth;
+    _Atomic uint64_t batches;
+    _Atomic uint64_t rejected;
+    atomic_bool healthy;
+
+    /* The worker thread's own. */
+    struct ledger_book *book;
+    struct commit_cmd *cmds[LIMIT_COMMIT_COMMANDS_MAX]; /* the batch being committed */
+    size_t cmds_count;
+    enum ledger_result *results;           /* per item, LIMIT_COMMIT_ITEMS_MAX */
+    const struct ledger_transfer **stored; /* per item, LIMIT_COMMIT_ITEMS_MAX */
+    const struct ledger_account *accounts_stored[LIMIT_COMMIT_COMMANDS_MAX]; /* per command */
+    char (*due_ids)[LIMIT_ID_LEN_MAX + 1]; /* LIMIT_EXPIRY_SWEEP_MAX */
+    int64_t last_now_ms;                   /* batch timestamps never go backwards */
+    int64_t next_deadline_ms;              /* earliest PENDING deadline known; 0 none */
+    int64_t last_purge_mono_ns;
+};
+
+/* ---------------------------------------------------------------------------------------
+ * The queue.
+ * ------------------------------------------------------------------------------------- */
+
+static size_t commit_cmd_items(const struct commit_cmd *cmd)
+{
+    return cmd->kind == COMMIT_ACCOUNT_CREATE ? 1 : cmd->transfers_count;
+}
+
+int commit_submit(struct commit *c, struct commit_cmd *cmd)
+{
+    ASSERT(c != NULL && cmd != NULL);
+    ASSERT(cmd->done != NULL);
+    ASSERT(cmd->kind == COMMIT_ACCOUNT_CREATE ||
+           (cmd->transfers != NULL && cmd->transfers_count >= 1 &&
+            cmd->transfers_count <= LIMIT_BATCH_TRANSFERS_MAX));
+    ASSERT(cmd->kind != COMMIT_TRANSFER_CREATE || cmd->transfers_count == 1);
+
+    pthread_mutex_lock(&c->lock);
+    if (c->stopping) {
+        pthread_mutex_unlock(&c->lock);
+        atomic_fetch_add(&c->rejected, 1);
+        return -ESHUTDOWN;
+    }
+    if (atomic_load(&c->depth) >= c->cfg.queue_depth_max) {
+        pthread_mutex_unlock(&c->lock);
+        atomic_fetch_add(&c->rejected, 1);
+        return -EAGAIN;
+    }
+    cmd->next = NULL;
+    cmd->queued_mono_ns = clock_mono_ns();
+    if (c->tail == NULL) {
+        c->head = cmd;
+    } else {
+        c->tail->next = cmd;
+    }
+    c->tail = cmd;
+    atomic_fetch_add(&c->depth, 1);
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+/* Moves the next batch from the queue into c->cmds: at most LIMIT_COMMIT_COMMANDS_MAX commands
+ * and items_max items, but always at least one command. Called with the lock held. */
+static void commit_take(struct commit *c)
+{
+    size_t items = 0;
+    c->cmds_count = 0;
+    while (c->head != NULL && c->cmds_count < LIMIT_COMMIT_COMMANDS_MAX) {
+        size_t n = commit_cmd_items(c->head);
+        if (c->cmds_count > 0 && items + n > c->cfg.items_max) {
+            break;
+        }
+        struct commit_cmd *cmd = c->head;
+        c->head = cmd->next;
+        if (c->head == NULL) {
+            c->tail = NULL;
+        }
+        cmd->next = NULL;
+        c->cmds[c->cmds_count++] = cmd;
+        items += n;
+        atomic_fetch_sub(&c->depth, 1);
+    }
+    ASSERT(c->cmds_count >= 1);
+    ASSERT(items <= LIMIT_COMMIT_ITEMS_MAX);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Responses.
+ * ------------------------------------------------------------------------------------- */
+
+static const char *commit_request_id(const struct commit_cmd *cmd)
+{
+    return cmd->request_id[0] != '\0' ? cmd->request_id : NULL;
+}
+
+/* Replaces the command's response with a problem document. A body that does not fit even
+ * then stays empty: the status still tells the client what happened. */
+static void commit_answer_problem(struct commit_cmd *cmd, int status, const char *code,
+                                  const char *detail)
+{
+    buf_reset(&cmd->body);
+    cmd->status = status;
+    cmd->body_is_problem = true;
+    cmd->location[0] = '\0';
+    if (problem_write(&cmd->body, status, code, detail, commit_request_id(cmd), NULL, 0, NULL) !=
+        0) {
+        buf_reset(&cmd->body);
+    }
+}
+
+/* Answers every command of the batch with the same problem and hands them back. */
+static void commit_fail_all(struct commit *c, int status, const char *code, const char *detail)
+{
+    for (size_t i = 0; i < c->cmds_count; i++) {
+        struct commit_cmd *cmd = c->cmds[i];
+        commit_answer_problem(cmd, status, code, detail);
+        cmd->done(cmd);
+    }
+    c->cmds_count = 0;
+}
+
+static void commit_answer_result(struct commit_cmd *cmd, enum ledger_result r)
+{
+    commit_answer_problem(cmd, ledger_result_http_status(r), ledger_result_code(r),
+                          ledger_result_detail(r));
+}
+
+/* Writes the response of command i from the results of the apply step. */
+static void commit_render(struct commit *c, size_t i, size_t item)
+{
+    struct commit_cmd *cmd = c->cmds[i];
+    buf_reset(&cmd->body);
+    cmd->location[0] = '\0';
+    cmd->body_is_problem = false;
+    enum ledger_result r = c->results[item];
+    int rc = 0;
+    switch (cmd->kind) {
+    case COMMIT_ACCOUNT_CREATE:
+        if (r != LEDGER_CREATED && r != LEDGER_EXISTS) {
+            commit_answer_result(cmd, r);
+            return;
+        }
+        ASSERT(c->accounts_stored[i] != NULL);
+        cmd->status = r == LEDGER_CREATED ? 201 : 200;
+        rc = ledger_render_account(&cmd->body, c->accounts_stored[i]);
+        if (r == LEDGER_CREATED) {
+            snprintf(cmd->location, sizeof(cmd->location), "/v1/accounts/%s",
+                     c->accounts_stored[i]->id);
+        }
+        break;
+    case COMMIT_TRANSFER_CREATE:
+        if (r != LEDGER_CREATED && r != LEDGER_EXISTS) {
+            commit_answer_result(cmd, r);
+            return;
+        }
+        ASSERT(c->stored[item] != NULL);
+        cmd->status = r == LEDGER_CREATED ? 201 : 200;
+        rc = ledger_render_transfer(&cmd->body, c->stored[item]);
+        if (r == LEDGER_CREATED) {
+            snprintf(cmd->location, sizeof(cmd->location), "/v1/transfers/%s", c->stored[item]->id);
+        }
+        break;
+    case COMMIT_TRANSFER_BATCH:
+        cmd->status = 200;
+        rc = ledger_render_batch_results(&cmd->body, cmd->transfers, &c->results[item],
+                                         cmd->transfers_count);
+        break;
+    }
+    if (rc != 0) {
+        /* No partial JSON: the effect stands, the answer says the response could not be made. */
+        commit_answer_problem(cmd, 500, "internal_error",
+                              "The response did not fit its size limit.");
+    }
+}
+
+/* Stores the command's response under its idempotency key, in the batch's transaction. */
+static int commit_idem_put(struct commit *c, const struct commit_cmd *cmd, int64_t now_ms)
+{
+    if (cmd->idempotency_key[0] == '\0') {
+        return 0;
+    }
+    struct store_idem_record r;
+    memset(&r, 0, sizeof(r));
+    memcpy(r.request_digest, cmd->request_digest, SHA256_BYTES);
+    r.status = cmd->status;
+    r.location = cmd->location;
+    r.body = cmd->body.data != NULL ? cmd->body.data : "";
+    r.body_len = cmd->body.len;
+    r.expires_at_ms = now_ms + (int64_t)c->cfg.idempotency_ttl_seconds * 1000;
+    return store_wr_idem_put(c->store, cmd->principal, cmd->idempotency_key, &r, now_ms);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * One batch.
+ * ------------------------------------------------------------------------------------- */
+
+/* The batch's timestamp: the wall clock, but never earlier than the previous batch's. */
+static int64_t commit_now_ms(struct commit *c)
+{
+    int64_t now = clock_unix_ms();
+    if (now < c->last_now_ms) {
+        now = c->last_now_ms;
+    }
+    c->last_now_ms = now;
+    return now;
+}
+
+/* Loads the pending transfers due at now_ms into the book and expires them. */
+static int commit_expire_due(struct commit *c, int64_t now_ms, size_t *expired_out)
+{
+    size_t n = 0;
+    *expired_out = 0;
+    int rc =
+        store_wr_due_pendings(c->store, now_ms, LIMIT_EXPIRY_SWEEP_MAX, c->book, c->due_ids, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int erc = ledger_book_pending_expire(c->book, c->due_ids[i]);
+        if (erc != 0) {
+            /* Already resolved by an earlier item of this book, or inconsistent rows: skip it
+             * rather than stop every commit; the row stays for the next sweep to retry. */
+            log_msgf(CONFIG_LOG_WARN, NULL, "commit: cannot expire pending transfer %s (%d)",
+                     c->due_ids[i], erc);
+            continue;
+        }
+        (*expired_out)++;
+    }
+    return 0;
+}
+
+static int commit_prefetch_transfer(struct commit *c, const struct ledger_transfer *t)
+{
+    int rc = store_wr_transfer_load(c->store, t->id, c->book);
+    if (rc == 0 && t->pending_id[0] != '\0') {
+        rc = store_wr_transfer_load(c->store, t->pending_id, c->book);
+        const struct ledger_transfer *p =
+            rc == 0 ? ledger_book_transfer_find(c->book, t->pending_id) : NULL;
+        if (p != NULL) {
+            rc = store_wr_account_load(c->store, p->debit_account_id, c->book);
+            if (rc == 0) {
+                rc = store_wr_account_load(c->store, p->credit_account_id, c->book);
+            }
+        }
+    }
+    if (rc == 0 && t->debit_account_id[0] != '\0') {
+        rc = store_wr_account_load(c->store, t->debit_account_id, c->book);
+    }
+    if (rc == 0 && t->credit_account_id[0] != '\0') {
+        rc = store_wr_account_load(c->store, t->credit_account_id, c->book);
+    }
+    return rc;
+}
+
+/* Loads everything the batch's commands reference into the book. */
+static int commit_prefetch(struct commit *c)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->cmds_count && rc == 0; i++) {
+        const struct commit_cmd *cmd = c->cmds[i];
+        if (cmd->kind == COMMIT_ACCOUNT_CREATE) {
+            rc = store_wr_account_load(c->store, cmd->account.id, c->book);
+            continue;
+        }
+        for (size_t k = 0; k < cmd->transfers_count && rc == 0; k++) {
+            rc = commit_prefetch_transfer(c, &cmd->transfers[k]);
+        }
+    }
+    return rc;
+}
+
+/* Applies the commands in queue order and renders their responses. The earliest deadline of
+ * the pending transfers created goes into *deadline_ms_out (0 when none). */
+static int commit_apply(struct commit *c, int64_t now_ms, int64_t *deadline_ms_out)
+{
+    size_t item = 0;
+    *deadline_ms_out = 0;
+    for (size_t i = 0; i < c->cmds_count; i++) {
+        struct commit_cmd *cmd = c->cmds[i];
+        size_t n = commit_cmd_items(cmd);
+        if (cmd->kind == COMMIT_ACCOUNT_CREATE) {
+            c->results[item] =
+                ledger_book_account_create(c->book, &cmd->account, now_ms, &c->accounts_stored[i]);
+        } else if (ledger_book_transfers_free(c->book) < n) {
+            return -ENOSPC; /* cannot happen with the sizes above; never abort for it */
+        } else {
+            (void)ledger_book_transfers_apply(c->book, cmd->transfers, n, now_ms, &c->results[item],
+                                              &c->stored[item]);
+            for (size_t k = item; k < item + n; k++) {
+                const struct ledger_transfer *t = c->stored[k];
+                if (c->results[k] == LEDGER_CREATED && t != NULL && t->expires_at_ms > 0 &&
+                    t->pending_state == LEDGER_PENDING_PENDING &&
+                    (*deadline_ms_out == 0 || t->expires_at_ms < *deadline_ms_out)) {
+                    *deadline_ms_out = t->expires_at_ms;
+                }
+            }
+        }
+        commit_render(c, i, item);
+        int rc = commit_idem_put(c, cmd, now_ms);
+        if (rc != 0) {
+            return rc;
+        }
+        item += n;
+    }
+    return 0;
+}
+
+static void commit_deadline_note(struct commit *c, int64_t deadline_ms)
+{
+    if (deadline_ms != 0 && (c->next_deadline_ms == 0 || deadline_ms < c->next_deadline_ms)) {
+        c->next_deadline_ms = deadline_ms;
+    }
+}
+
+/* Commits the batch in c->cmds and completes every command. */
+static void commit_batch(struct commit *c)
+{
+    int64_t now_ms = commit_now_ms(c);
+    int64_t deadline_ms = 0;
+    size_t expired = 0;
+    ledger_book_reset(c->book);
+
+    int rc = store_tx_begin(c->store);
+    if (rc == 0) {
+        rc = commit_expire_due(c, now_ms, &expired);
+    }
+    if (rc == 0) {
+        rc = commit_prefetch(c);
+    }
+    if (rc == 0) {
+        rc = commit_apply(c, now_ms, &deadline_ms);
+    }
+    if (rc == 0) {
+        ASSERT(ledger_book_balanced(c->book)); /* INV-1 before anything is written */
+        rc = store_wr_changes(c->store, c->book);
+    }
+    if (rc == 0) {
+        rc = store_tx_commit(c->store);
+    }
+    if (rc != 0) {
+        store_tx_rollback(c->store);
+        atomic_store(&c->healthy, false);
+        log_msgf(CONFIG_LOG_ERROR, NULL, "commit: batch of %zu commands failed (%d)", c->cmds_count,
+                 rc);
+        commit_fail_all(c, 503, "storage_unavailable",
+                        "The ledger could not store the request; nothing was stored. Retry "
+                        "later.");
+        return;
+    }
+    atomic_store(&c->healthy, true);
+    atomic_fetch_add(&c->batches, 1);
+    commit_deadline_note(c, deadline_ms);
+    for (size_t i = 0; i < c->cmds_count; i++) {
+        struct commit_cmd *cmd = c->cmds[i];
+        cmd->done(cmd);
+    }
+    c->cmds_count = 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Idle work: the expiry sweep and the idempotency purge, each in its own small transaction.
+ * ------------------------------------------------------------------------------------- */
+
+static void commit_sweep(struct commit *c)
+{
+    int64_t now_ms = commit_now_ms(c);
+    size_t expired = 0;
+    ledger_book_reset(c->book);
+    int rc = store_tx_begin(c->store);
+    if (rc == 0) {
+        rc = commit_expire_due(c, now_ms, &expired);
+    }
+    if (rc == 0) {
+        ASSERT(ledger_book_balanced(c->book));
+        rc = store_wr_changes(c->store, c->book);
+    }
+    if (rc == 0) {
+        rc = store_tx_commit(c->store);
+    }
+    if (rc == 0) {
+        rc = store_wr_next_deadline(c->store, &c->next_deadline_ms);
+    }
+    if (rc != 0) {
+        store_tx_rollback(c->store);
+        atomic_store(&c->healthy, false);
+        log_msgf(CONFIG_LOG_ERROR, NULL, "commit: expiry sweep failed (%d)", rc);
+        return;
+    }
+    atomic_store(&c->healthy, true);
+}
+
+static void commit_purge(struct commit *c)
+{
+    int64_t now_ms = commit_now_ms(c);
+    size_t deleted = 0;
+    int rc = store_tx_begin(c->store);
+    if (rc == 0) {
+        rc = store_wr_idem_purge(c->store, now_ms, LIMIT_IDEMPOTENCY_PURGE_MAX, &deleted);
+    }
+    if (rc == 0) {
+        rc = store_tx_commit(c->store);
+    }
+    if (rc != 0) {
+        store_tx_rollback(c->store);
+        log_msgf(CONFIG_LOG_ERROR, NULL, "commit: idempotency purge failed (%d)", rc);
+    }
+}
+
+static void commit_idle(struct commit *c)
+{
+    if (c->next_deadline_ms != 0 && c->next_deadline_ms <= clock_unix_ms()) {
+        commit_sweep(c);
+    }
+    int64_t mono = clock_mono_ns();
+    if (mono - c->last_purge_mono_ns >= COMMIT_PURGE_INTERVAL_NS) {
+        c->last_purge_mono_ns = mono;
+        commit_purge(c);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The thread.
+ * ------------------------------------------------------------------------------------- */
+
+static void commit_wait(struct commit *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = (int64_t)ts.tv_nsec + (int64_t)c->cfg.expiry_interval_ms * 1000000;
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    (void)pthread_cond_timedwait(&c->wake, &c->lock, &ts);
+}
+
+static void *commit_main(void *arg)
+{
+    struct commit *c = arg;
+    if (store_wr_next_deadline(c->store, &c->next_deadline_ms) != 0) {
+        c->next_deadline_ms = 1; /* unknown: let the first idle moment sweep */
+    }
+    c->last_purge_mono_ns = clock_mono_ns();
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        if (c->head == NULL && !c->stopping) {
+            commit_wait(c);
+        }
+        if (c->head == NULL) {
+            bool stopping = c->stopping;
+            pthread_mutex_unlock(&c->lock);
+            if (stopping) {
+                break; /* drained */
+            }
+            commit_idle(c);
+            continue;
+        }
+        bool late = c->stopping && clock_mono_ns() >= c->stop_deadline_mono_ns;
+        commit_take(c);
+        pthread_mutex_unlock(&c->lock);
+        if (late) {
+            commit_fail_all(c, 503, "shutting_down",
+                            "The server is shutting down; the request was not applied.");
+            continue;
+        }
+        commit_batch(c);
+    }
+    return NULL;
+}
+
+static void commit_free(struct commit *c)
+{
+    ledger_book_free(c->book);
+    free(c->results);
+    free(c->stored);
+    free(c->due_ids);
+    free(c);
+}
+
+int commit_start(struct store *s, const struct commit_config *cfg, struct commit **out)
+{
+    ASSERT(s != NULL && cfg != NULL && out != NULL);
+    ASSERT(cfg->queue_depth_max >= 1 && cfg->queue_depth_max <= LIMIT_QUEUE_DEPTH_CEILING);
+    ASSERT(cfg->items_max >= 1 && cfg->items_max <= LIMIT_COMMIT_ITEMS_MAX);
+    ASSERT(cfg->idempotency_ttl_seconds <= LIMIT_IDEMPOTENCY_TTL_SECONDS_MAX);
+    ASSERT(cfg->expiry_interval_ms >= 1);
+    *out = NULL;
+
+    struct commit *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->store = s;
+    c->cfg = *cfg;
+    atomic_init(&c->depth, 0);
+    atomic_init(&c->batches, 0);
+    atomic_init(&c->rejected, 0);
+    atomic_init(&c->healthy, true);
+    c->results = calloc(LIMIT_COMMIT_ITEMS_MAX, sizeof(c->results[0]));
+    c->stored = calloc(LIMIT_COMMIT_ITEMS_MAX, sizeof(const struct ledger_transfer *));
+    c->due_ids = calloc(LIMIT_EXPIRY_SWEEP_MAX, sizeof(c->due_ids[0]));
+    int rc = -ENOMEM;
+    if (c->results == NULL || c->stored == NULL || c->due_ids == NULL) {
+        goto out_free;
+    }
+    rc = ledger_book_new(LIMIT_BOOK_ACCOUNTS_MAX, COMMIT_BOOK_TRANSFERS_MAX,
+                         COMMIT_BOOK_METADATA_BYTES_MAX, &c->book);
+    if (rc != 0) {
+        goto out_free;
+    }
+
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&c->lock, NULL);
+
+    int prc = pthread_create(&c->thread, NULL, commit_main, c);
+    if (prc != 0) {
+        rc = -prc;
+        goto out_destroy;
+    }
+    *out = c;
+    return 0;
+
+out_destroy:
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->wake);
+out_free:
+    commit_free(c);
+    return rc;
+}
+
+void commit_stop(struct commit *c, int64_t deadline_mono_ns)
+{
+    if (c == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    c->stop_deadline_mono_ns = deadline_mono_ns;
+    pthread_cond_broadcast(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    int rc = pthread_join(c->thread, NULL);
+    ASSERT(rc == 0);
+    ASSERT(c->head == NULL); /* the worker leaves only with an empty queue */
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->wake);
+    commit_free(c);
+}
+
+uint32_t commit_queue_depth(const struct commit *c)
+{
+    ASSERT(c != NULL);
+    return atomic_load(&c->depth);
+}
+
+uint64_t commit_batches_total(const struct commit *c)
+{
+    ASSERT(c != NULL);
+    return atomic_load(&c->batches);
+}
+
+uint64_t commit_rejected_total(const struct commit *c)
+{
+    ASSERT(c != NULL);
+    return atomic_load(&c->rejected);
+}
+
+bool commit_healthy(const struct commit *c)
+{
+    ASSERT(c != NULL);
+    return atomic_load(&c->healthy);
+}

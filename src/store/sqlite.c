@@ -1,0 +1,1270 @@
+/*
+ * sqlite.c — the SQLite backend: one writer connection, used only by the commit worker, and one
+ * read-only connection per reading thread, all on the same database file in WAL mode.
+ *
+ * WAL lets readers run beside the writer, each statement on its own consistent snapshot, so a
+ * list page never mixes two commits. Every statement on the hot path comes from the table
+ * below, is prepared once per connection (on first use, as the schema may not exist at open)
+ * and is reset and reused afterwards. Amounts are 16-byte big-endian blobs; metadata is TEXT,
+ * NULL when absent.
+ *
+ * A thread's read connection lives until store_close: readers belong to long-lived pool
+ * threads, and closing them from a thread-exit hook could race with store_close.
+ *
+ * Errors: SQLITE_BUSY / SQLITE_LOCKED become -EBUSY, every other failure -EIO; the SQLite
+ * message is logged once, where the failure happened.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/assert.h"
+#include "core/clock.h"
+#include "core/limits.h"
+#include "core/sha256.h"
+#include "core/u128.h"
+#include "obs/log.h"
+#include "store/migrations.h"
+#include "store/store_internal.h"
+
+/* How long a connection waits for a lock held by another connection before -EBUSY. */
+#define SQLITE_BUSY_TIMEOUT_MS 5000
+
+/* ---------------------------------------------------------------------------------------
+ * The statement table: every statement a connection may run, prepared once per connection.
+ * ------------------------------------------------------------------------------------- */
+enum sq_stmt {
+    SQ_PING,
+    SQ_ACCOUNT_GET,
+    SQ_TRANSFER_GET,
+    SQ_ACCOUNTS_PAGE,
+    SQ_ACCOUNTS_PAGE_LEDGER,
+    SQ_ACCOUNT_TRANSFERS_PAGE,
+    SQ_IDEM_GET,
+    SQ_MIGRATIONS_ROWS,
+    SQ_MIGRATION_INSERT,
+    SQ_BEGIN,
+    SQ_COMMIT,
+    SQ_ROLLBACK,
+    SQ_DUE_PENDINGS,
+    SQ_NEXT_DEADLINE,
+    SQ_ACCOUNT_INSERT,
+    SQ_ACCOUNT_UPDATE,
+    SQ_TRANSFER_INSERT,
+    SQ_PENDING_INSERT,
+    SQ_PENDING_UPDATE,
+    SQ_IDEM_PUT,
+    SQ_IDEM_PURGE,
+    SQ_COUNT
+};
+
+/* Column lists shared by the statements that build struct ledger_account / ledger_transfer;
+ * row_account() and row_transfer() read them in this order. */
+#define SQ_ACCOUNT_COLS                                                                            \
+    "seq, id, ledger, code, flags, metadata, debits_pending, debits_posted, credits_pending, "     \
+    "credits_posted, created_at_ms"
+#define SQ_TRANSFER_COLS                                                                           \
+    "t.seq, t.id, t.debit_account_id, t.credit_account_id, t.amount, t.ledger, t.code, "           \
+    "t.flags, t.pending_id, t.timeout_seconds, t.metadata, t.created_at_ms, p.state, "             \
+    "p.expires_at_ms"
+#define SQ_TRANSFER_FROM " FROM transfers t LEFT JOIN pending_transfers p ON p.transfer_id = t.id"
+
+static const char *const sq_sql[SQ_COUNT] = {
+    [SQ_PING] = "SELECT 1",
+    [SQ_ACCOUNT_GET] = "SELECT " SQ_ACCOUNT_COLS " FROM accounts WHERE id = ?1",
+    [SQ_TRANSFER_GET] = "SELECT " SQ_TRANSFER_COLS SQ_TRANSFER_FROM " WHERE t.id = ?1",
+    [SQ_ACCOUNTS_PAGE] =
+        "SELECT " SQ_ACCOUNT_COLS " FROM accounts WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [SQ_ACCOUNTS_PAGE_LEDGER] =
+        "SELECT " SQ_ACCOUNT_COLS " FROM accounts WHERE ledger = ?3 AND seq > ?1"
+        " ORDER BY seq LIMIT ?2",
+    /* Each side walks its own index (debit, seq) / (credit, seq) and stops after limit rows;
+     * the union of both is cut to limit again. */
+    [SQ_ACCOUNT_TRANSFERS_PAGE] =
+        "WITH s(seq) AS ("
+        " SELECT seq FROM (SELECT seq FROM transfers WHERE debit_account_id = ?3 AND seq > ?1"
+        "  ORDER BY seq LIMIT ?2)"
+        " UNION"
+        " SELECT seq FROM (SELECT seq FROM transfers WHERE credit_account_id = ?3 AND seq > ?1"
+        "  ORDER BY seq LIMIT ?2)"
+        " ORDER BY seq LIMIT ?2)"
+        " SELECT " SQ_TRANSFER_COLS " FROM s JOIN transfers t ON t.seq = s.seq"
+        " LEFT JOIN pending_transfers p ON p.transfer_id = t.id ORDER BY t.seq",
+    [SQ_IDEM_GET] = "SELECT request_digest, status, location, body, expires_at_ms"
+                    " FROM idempotency_keys WHERE principal = ?1 AND key = ?2"
+                    " AND expires_at_ms > ?3",
+    [SQ_MIGRATIONS_ROWS] = "SELECT version, name, checksum FROM schema_migrations"
+                           " ORDER BY version",
+    [SQ_MIGRATION_INSERT] = "INSERT INTO schema_migrations (version, name, checksum,"
+                            " applied_at_ms) VALUES (?1, ?2, ?3, ?4)",
+    [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [SQ_COMMIT] = "COMMIT",
+    [SQ_ROLLBACK] = "ROLLBACK",
+    [SQ_DUE_PENDINGS] = "SELECT transfer_id FROM pending_transfers WHERE state = 1"
+                        " AND expires_at_ms > 0 AND expires_at_ms <= ?1"
+                        " ORDER BY expires_at_ms LIMIT ?2",
+    [SQ_NEXT_DEADLINE] = "SELECT min(expires_at_ms) FROM pending_transfers WHERE state = 1"
+                         " AND expires_at_ms > 0",
+    [SQ_ACCOUNT_INSERT] = "INSERT INTO accounts (id, ledger, code, flags, metadata,"
+                          " debits_pending, debits_posted, credits_pending, credits_posted,"
+                          " created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [SQ_ACCOUNT_UPDATE] = "UPDATE accounts SET debits_pending = ?2, debits_posted = ?3,"
+                          " credits_pending = ?4, credits_posted = ?5 WHERE id = ?1",
+    [SQ_TRANSFER_INSERT] = "INSERT INTO transfers (id, debit_account_id, credit_account_id,"
+                           " amount, ledger, code, flags, pending_id, timeout_seconds,"
+                           " metadata, created_at_ms)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [SQ_PENDING_INSERT] = "INSERT INTO pending_transfers (transfer_id, state, expires_at_ms)"
+                          " VALUES (?1, ?2, ?3)",
+    [SQ_PENDING_UPDATE] = "UPDATE pending_transfers SET state = ?2 WHERE transfer_id = ?1",
+    [SQ_IDEM_PUT] = "INSERT OR REPLACE INTO idempotency_keys (principal, key, request_digest,"
+                    " status, location, body, created_at_ms, expires_at_ms)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [SQ_IDEM_PURGE] = "DELETE FROM idempotency_keys WHERE (principal, key) IN"
+                      " (SELECT principal, key FROM idempotency_keys WHERE expires_at_ms <= ?1"
+                      " ORDER BY expires_at_ms LIMIT ?2)",
+};
+
+/* The bootstrap table that records migrations; created by the store, not by a migration. */
+static const char sq_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                       " version INTEGER PRIMARY KEY,"
+                                       " name TEXT NOT NULL,"
+                                       " checksum TEXT NOT NULL,"
+                                       " applied_at_ms INTEGER NOT NULL)";
+
+/* One connection and its prepared statements. */
+struct sq_conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[SQ_COUNT];
+    struct sq_conn *next; /* in sq_store.readers */
+};
+
+struct sq_store {
+    char path[PATH_MAX];
+    struct sq_conn writer;    /* the commit worker's */
+    pthread_key_t reader_key; /* this thread's struct sq_conn * */
+    pthread_mutex_t readers_lock;
+    struct sq_conn *readers; /* every reader opened, for close */
+};
+
+/* ---------------------------------------------------------------------------------------
+ * Connections, statements and errors.
+ * ------------------------------------------------------------------------------------- */
+
+/* Logs the connection's last error once and maps rc to the store's error codes. */
+static int sq_fail(struct sq_conn *c, int rc, const char *what)
+{
+    log_msgf(CONFIG_LOG_ERROR, NULL, "store: sqlite: %s: %s (%d)", what, sqlite3_errmsg(c->db), rc);
+    int primary = rc & 0xff;
+    return (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) ? -EBUSY : -EIO;
+}
+
+/* Rows that do not fit the domain (a corrupt or foreign database) are storage errors. */
+static int sq_corrupt(const char *what)
+{
+    log_msgf(CONFIG_LOG_ERROR, NULL, "store: sqlite: malformed row: %s", what);
+    return -EIO;
+}
+
+/* The connection's prepared statement id, prepared on first use. The statement must not be in
+ * use (a read callback must not re-enter the same read). */
+static int sq_stmt(struct sq_conn *c, enum sq_stmt id, sqlite3_stmt **out)
+{
+    ASSERT(id < SQ_COUNT);
+    if (c->stmts[id] == NULL) {
+        int rc = sqlite3_prepare_v3(c->db, sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
+                                    NULL);
+        if (rc != SQLITE_OK) {
+            c->stmts[id] = NULL;
+            return sq_fail(c, rc, "prepare");
+        }
+    }
+    ASSERT(!sqlite3_stmt_busy(c->stmts[id]));
+    *out = c->stmts[id];
+    return 0;
+}
+
+/* Finalizes every statement and closes the connection. */
+static void sq_conn_close(struct sq_conn *c)
+{
+    for (size_t i = 0; i < SQ_COUNT; i++) {
+        if (c->stmts[i] != NULL) {
+            sqlite3_finalize(c->stmts[i]);
+            c->stmts[i] = NULL;
+        }
+    }
+    if (c->db != NULL) {
+        int rc = sqlite3_close(c->db);
+        ASSERT(rc == SQLITE_OK); /* every statement is finalized above */
+        c->db = NULL;
+    }
+}
+
+/* Runs SQL without rows (PRAGMAs, bootstrap). */
+static int sq_exec(struct sq_conn *c, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : sq_fail(c, rc, what);
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static int sq_step_done(struct sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_DONE ? 0 : sq_fail(c, rc, what);
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int sq_open_conn(struct sq_conn *c, const char *path, int flags, struct buf *err)
+{
+    memset(c, 0, sizeof(*c));
+    int rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        if (err != NULL) {
+            (void)buf_appendf(err, "cannot open %s: %s", path,
+                              c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        }
+        int ret = c->db != NULL ? sq_fail(c, rc, "open") : -EIO;
+        sqlite3_close(c->db);
+        c->db = NULL;
+        return ret;
+    }
+    sqlite3_busy_timeout(c->db, SQLITE_BUSY_TIMEOUT_MS);
+    return 0;
+}
+
+/* This thread's read connection, opened read-only on first use and registered for close. */
+static int sq_reader(struct sq_store *s, struct sq_conn **out)
+{
+    struct sq_conn *c = pthread_getspecific(s->reader_key);
+    if (c != NULL) {
+        *out = c;
+        return 0;
+    }
+    c = malloc(sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    int rc = sq_open_conn(c, s->path, SQLITE_OPEN_READONLY, NULL);
+    if (rc != 0) {
+        goto out_free;
+    }
+    rc = sq_exec(c, "PRAGMA query_only = ON", "reader setup");
+    if (rc != 0) {
+        goto out_close;
+    }
+    if (pthread_setspecific(s->reader_key, c) != 0) {
+        rc = -ENOMEM;
+        goto out_close;
+    }
+    pthread_mutex_lock(&s->readers_lock);
+    c->next = s->readers;
+    s->readers = c;
+    pthread_mutex_unlock(&s->readers_lock);
+    *out = c;
+    return 0;
+
+out_close:
+    sq_conn_close(c);
+out_free:
+    free(c);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Binding and reading columns.
+ * ------------------------------------------------------------------------------------- */
+
+static int sq_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* "" binds NULL (optional text such as pending_id). */
+static int sq_bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+    return s[0] == '\0' ? sqlite3_bind_null(st, i) : sq_bind_text(st, i, s);
+}
+
+static int sq_bind_metadata(sqlite3_stmt *st, int i, struct ledger_text m)
+{
+    if (m.len == 0) {
+        return sqlite3_bind_null(st, i);
+    }
+    ASSERT(m.ptr != NULL && m.len <= LIMIT_METADATA_BYTES_MAX);
+    return sqlite3_bind_text(st, i, m.ptr, (int)m.len, SQLITE_TRANSIENT);
+}
+
+static int sq_bind_u128(sqlite3_stmt *st, int i, u128 v)
+{
+    uint8_t be[U128_BYTES];
+    u128_to_be(v, be);
+    return sqlite3_bind_blob(st, i, be, U128_BYTES, SQLITE_TRANSIENT);
+}
+
+/* Copies a TEXT column into out (size bytes); NULL reads as "". */
+static int sq_col_text(sqlite3_stmt *st, int col, char *out, size_t size)
+{
+    const unsigned char *p = sqlite3_column_text(st, col);
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    if (p == NULL) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (len >= size) {
+        return sq_corrupt("text column too long");
+    }
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return 0;
+}
+
+static int sq_col_u128(sqlite3_stmt *st, int col, u128 *out)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    if (p == NULL || sqlite3_column_bytes(st, col) != U128_BYTES) {
+        return sq_corrupt("amount is not 16 bytes");
+    }
+    *out = u128_from_be(p);
+    return 0;
+}
+
+static int sq_col_uint(sqlite3_stmt *st, int col, int64_t max, uint32_t *out)
+{
+    int64_t v = sqlite3_column_int64(st, col);
+    if (v < 0 || v > max) {
+        return sq_corrupt("integer out of range");
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static struct ledger_text sq_col_metadata(sqlite3_stmt *st, int col)
+{
+    struct ledger_text m = {NULL, 0};
+    const unsigned char *p = sqlite3_column_text(st, col);
+    if (p != NULL) {
+        m.ptr = (const char *)p;
+        m.len = (size_t)sqlite3_column_bytes(st, col);
+    }
+    return m;
+}
+
+/* Builds an account from a row of SQ_ACCOUNT_COLS; metadata points into the row. */
+static int sq_row_account(sqlite3_stmt *st, struct ledger_account *a, uint64_t *seq)
+{
+    memset(a, 0, sizeof(*a));
+    *seq = (uint64_t)sqlite3_column_int64(st, 0);
+    uint32_t code = 0;
+    int rc = sq_col_text(st, 1, a->id, sizeof(a->id));
+    if (rc == 0) {
+        rc = sq_col_text(st, 2, a->ledger, sizeof(a->ledger));
+    }
+    if (rc == 0) {
+        rc = sq_col_uint(st, 3, UINT16_MAX, &code);
+    }
+    if (rc == 0) {
+        rc = sq_col_uint(st, 4, UINT32_MAX, &a->flags);
+    }
+    if (rc == 0) {
+        rc = sq_col_u128(st, 6, &a->debits_pending);
+    }
+    if (rc == 0) {
+        rc = sq_col_u128(st, 7, &a->debits_posted);
+    }
+    if (rc == 0) {
+        rc = sq_col_u128(st, 8, &a->credits_pending);
+    }
+    if (rc == 0) {
+        rc = sq_col_u128(st, 9, &a->credits_posted);
+    }
+    a->code = (uint16_t)code;
+    a->metadata = sq_col_metadata(st, 5);
+    a->created_at_ms = sqlite3_column_int64(st, 10);
+    return rc;
+}
+
+/* Builds a transfer from a row of SQ_TRANSFER_COLS (pending state from the LEFT JOIN). */
+static int sq_row_transfer(sqlite3_stmt *st, struct ledger_transfer *t, uint64_t *seq)
+{
+    memset(t, 0, sizeof(*t));
+    *seq = (uint64_t)sqlite3_column_int64(st, 0);
+    uint32_t code = 0;
+    uint32_t state = 0;
+    int rc = sq_col_text(st, 1, t->id, sizeof(t->id));
+    if (rc == 0) {
+        rc = sq_col_text(st, 2, t->debit_account_id, sizeof(t->debit_account_id));
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, 3, t->credit_account_id, sizeof(t->credit_account_id));
+    }
+    if (rc == 0) {
+        rc = sq_col_u128(st, 4, &t->amount);
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, 5, t->ledger, sizeof(t->ledger));
+    }
+    if (rc == 0) {
+        rc = sq_col_uint(st, 6, UINT16_MAX, &code);
+    }
+    if (rc == 0) {
+        rc = sq_col_uint(st, 7, UINT32_MAX, &t->flags);
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, 8, t->pending_id, sizeof(t->pending_id));
+    }
+    if (rc == 0) {
+        rc = sq_col_uint(st, 9, UINT32_MAX, &t->timeout_seconds);
+    }
+    if (rc == 0 && sqlite3_column_type(st, 12) != SQLITE_NULL) {
+        rc = sq_col_uint(st, 12, LEDGER_PENDING_EXPIRED, &state);
+    }
+    t->code = (uint16_t)code;
+    t->metadata = sq_col_metadata(st, 10);
+    t->created_at_ms = sqlite3_column_int64(st, 11);
+    t->pending_state = (enum ledger_pending_state)state;
+    t->expires_at_ms = sqlite3_column_int64(st, 13); /* 0 for NULL */
+    t->present = LEDGER_FIELD_DEBIT_ACCOUNT_ID | LEDGER_FIELD_CREDIT_ACCOUNT_ID |
+                 LEDGER_FIELD_AMOUNT | LEDGER_FIELD_LEDGER | LEDGER_FIELD_CODE;
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Open and close.
+ * ------------------------------------------------------------------------------------- */
+
+/* mkdir -p of the directory part of path (mode 0750). */
+static int sq_mkdir_parents(const char *path, struct buf *err)
+{
+    char dir[PATH_MAX];
+    size_t len = strlen(path);
+    ASSERT(len < sizeof(dir));
+    memcpy(dir, path, len + 1);
+    for (size_t i = 1; i < len; i++) {
+        if (dir[i] != '/') {
+            continue;
+        }
+        dir[i] = '\0';
+        if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+            int e = errno;
+            (void)buf_appendf(err, "cannot create directory %s: %s", dir, strerror(e));
+            return -e;
+        }
+        dir[i] = '/';
+    }
+    return 0;
+}
+
+/* Reads back a PRAGMA's single value and checks it (journal_mode can silently refuse WAL). */
+static int sq_pragma_expect(struct sq_conn *c, const char *sql, const char *want, struct buf *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        (void)buf_appendf(err, "%s: %s", sql, sqlite3_errmsg(c->db));
+        return sq_fail(c, rc, sql);
+    }
+    int ret = 0;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        (void)buf_appendf(err, "%s: %s", sql, sqlite3_errmsg(c->db));
+        ret = sq_fail(c, rc, sql);
+    } else {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        if (v == NULL || strcmp((const char *)v, want) != 0) {
+            (void)buf_appendf(err, "%s: got %s, want %s", sql, v != NULL ? (const char *)v : "",
+                              want);
+            ret = -EIO;
+        }
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static int sq_open(const char *location, void **be_out, struct buf *err)
+{
+    size_t len = strlen(location);
+    if (len == 0 || location[len - 1] == '/') {
+        (void)buf_append_str(err, "database URL names no file (sqlite:///abs/path.db)");
+        return -EINVAL;
+    }
+    if (len >= PATH_MAX) {
+        (void)buf_append_str(err, "database path is too long");
+        return -EINVAL;
+    }
+    struct sq_store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        (void)buf_append_str(err, "out of memory");
+        return -ENOMEM;
+    }
+    memcpy(s->path, location, len + 1);
+
+    int rc = sq_mkdir_parents(s->path, err);
+    if (rc != 0) {
+        goto out_free;
+    }
+    rc = sq_open_conn(&s->writer, s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
+    if (rc != 0) {
+        goto out_free;
+    }
+    rc = sq_pragma_expect(&s->writer, "PRAGMA journal_mode = WAL", "wal", err);
+    if (rc != 0) {
+        goto out_close;
+    }
+    rc = sq_exec(&s->writer, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", "writer setup");
+    if (rc == 0) {
+        rc = sq_exec(&s->writer, sq_bootstrap_sql, "create schema_migrations");
+    }
+    if (rc != 0) {
+        (void)buf_appendf(err, "cannot prepare %s: %s", s->path, sqlite3_errmsg(s->writer.db));
+        goto out_close;
+    }
+    if (pthread_key_create(&s->reader_key, NULL) != 0) {
+        (void)buf_append_str(err, "out of thread-specific keys");
+        rc = -ENOMEM;
+        goto out_close;
+    }
+    pthread_mutex_init(&s->readers_lock, NULL);
+    *be_out = s;
+    return 0;
+
+out_close:
+    sq_conn_close(&s->writer);
+out_free:
+    free(s);
+    return rc;
+}
+
+static void sq_close(void *be)
+{
+    struct sq_store *s = be;
+    pthread_mutex_lock(&s->readers_lock);
+    struct sq_conn *c = s->readers;
+    s->readers = NULL;
+    pthread_mutex_unlock(&s->readers_lock);
+    while (c != NULL) {
+        struct sq_conn *next = c->next;
+        sq_conn_close(c);
+        free(c);
+        c = next;
+    }
+    /* Closing the last connection checkpoints the WAL into the database file. */
+    sq_conn_close(&s->writer);
+    pthread_key_delete(s->reader_key);
+    pthread_mutex_destroy(&s->readers_lock);
+    free(s);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Migrations.
+ * ------------------------------------------------------------------------------------- */
+
+static void sq_migration_checksum(const struct store_migration *m, char hex[2 * SHA256_BYTES + 1])
+{
+    uint8_t digest[SHA256_BYTES];
+    int rc = sha256_digest(m->sql, m->sql_len, digest);
+    ASSERT(rc == 0); /* hashing memory in memory cannot fail but for a broken crypto library */
+    sha256_hex(digest, hex);
+}
+
+static const struct store_migration *sq_migration_find(uint32_t version)
+{
+    for (size_t i = 0; i < store_migrations_sqlite_count; i++) {
+        if (store_migrations_sqlite[i].version == version) {
+            return &store_migrations_sqlite[i];
+        }
+    }
+    return NULL;
+}
+
+/* Compares what the database recorded with what is compiled in, on connection c. */
+static int sq_status(struct sq_conn *c, struct store_migration_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->available = (uint32_t)store_migrations_sqlite_count;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(c, SQ_MIGRATIONS_ROWS, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t known_applied = 0;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t version = sqlite3_column_int64(st, 0);
+        const unsigned char *checksum = sqlite3_column_text(st, 2);
+        out->applied++;
+        const struct store_migration *m =
+            (version > 0 && version <= UINT32_MAX) ? sq_migration_find((uint32_t)version) : NULL;
+        if (m == NULL) {
+            if (!out->drift) {
+                out->drift = true;
+                snprintf(out->detail, sizeof(out->detail),
+                         "migration %lld is applied but unknown to this binary (the database "
+                         "is newer)",
+                         (long long)version);
+            }
+            continue;
+        }
+        known_applied++;
+        char want[2 * SHA256_BYTES + 1];
+        sq_migration_checksum(m, want);
+        if (!out->drift && (checksum == NULL || strcmp((const char *)checksum, want) != 0)) {
+            out->drift = true;
+            snprintf(out->detail, sizeof(out->detail),
+                     "migration %u (%s) was changed after it was applied (checksum differs)",
+                     m->version, m->name);
+        }
+    }
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE) {
+        return sq_fail(c, step, "read schema_migrations");
+    }
+    out->pending = out->available - known_applied;
+    return 0;
+}
+
+static int sq_migration_status(void *be, struct store_migration_status *out)
+{
+    struct sq_conn *c = NULL;
+    int rc = sq_reader(be, &c);
+    return rc != 0 ? rc : sq_status(c, out);
+}
+
+/* Applies one migration with its schema_migrations row in one transaction. */
+static int sq_migration_apply(struct sq_conn *c, const struct store_migration *m, struct buf *err)
+{
+    char checksum[2 * SHA256_BYTES + 1];
+    sq_migration_checksum(m, checksum);
+    int rc = sq_exec(c, "BEGIN IMMEDIATE", "begin migration");
+    if (rc != 0) {
+        (void)buf_appendf(err, "migration %u (%s): cannot begin: %s", m->version, m->name,
+                          sqlite3_errmsg(c->db));
+        return rc;
+    }
+    int src = sqlite3_exec(c->db, m->sql, NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        (void)buf_appendf(err, "migration %u (%s): %s", m->version, m->name, sqlite3_errmsg(c->db));
+        rc = sq_fail(c, src, "migration");
+        goto out_rollback;
+    }
+    sqlite3_stmt *st = NULL;
+    rc = sq_stmt(c, SQ_MIGRATION_INSERT, &st);
+    if (rc != 0) {
+        goto out_rollback_msg;
+    }
+    sqlite3_bind_int64(st, 1, m->version);
+    sq_bind_text(st, 2, m->name);
+    sq_bind_text(st, 3, checksum);
+    sqlite3_bind_int64(st, 4, clock_unix_ms());
+    rc = sq_step_done(c, st, "record migration");
+    if (rc != 0) {
+        goto out_rollback_msg;
+    }
+    rc = sq_exec(c, "COMMIT", "commit migration");
+    if (rc != 0) {
+        goto out_rollback_msg;
+    }
+    return 0;
+
+out_rollback_msg:
+    (void)buf_appendf(err, "migration %u (%s): %s", m->version, m->name, sqlite3_errmsg(c->db));
+out_rollback:
+    if (!sqlite3_get_autocommit(c->db)) {
+        (void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+static int sq_migrate_up(void *be, void (*applied)(void *ctx, uint32_t version, const char *name),
+                         void *ctx, struct buf *err)
+{
+    struct sq_store *s = be;
+    for (size_t i = 0; i < store_migrations_sqlite_count; i++) {
+        if (store_migrations_sqlite[i].version != i + 1) {
+            (void)buf_appendf(err, "compiled migrations are not numbered 1..%zu (%u at %zu)",
+                              store_migrations_sqlite_count, store_migrations_sqlite[i].version,
+                              i + 1);
+            return -EINVAL;
+        }
+    }
+    struct store_migration_status status;
+    int rc = sq_status(&s->writer, &status);
+    if (rc != 0) {
+        (void)buf_appendf(err, "cannot read schema_migrations: %s", sqlite3_errmsg(s->writer.db));
+        return rc;
+    }
+    if (status.drift) {
+        (void)buf_appendf(err, "refusing to migrate: %s", status.detail);
+        return -EINVAL;
+    }
+    /* No drift: the applied versions are a subset of the compiled ones. Apply the others. */
+    for (size_t i = 0; i < store_migrations_sqlite_count; i++) {
+        const struct store_migration *m = &store_migrations_sqlite[i];
+        sqlite3_stmt *st = NULL;
+        rc = sq_stmt(&s->writer, SQ_MIGRATIONS_ROWS, &st);
+        if (rc != 0) {
+            return rc;
+        }
+        bool done = false;
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (sqlite3_column_int64(st, 0) == m->version) {
+                done = true;
+            }
+        }
+        sqlite3_reset(st);
+        if (step != SQLITE_DONE) {
+            (void)buf_appendf(err, "cannot read schema_migrations: %s",
+                              sqlite3_errmsg(s->writer.db));
+            return sq_fail(&s->writer, step, "read schema_migrations");
+        }
+        if (done) {
+            continue;
+        }
+        rc = sq_migration_apply(&s->writer, m, err);
+        if (rc != 0) {
+            return rc;
+        }
+        if (applied != NULL) {
+            applied(ctx, m->version, m->name);
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Reads (the calling thread's read connection).
+ * ------------------------------------------------------------------------------------- */
+
+static int sq_ping(void *be)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_reader(be, &c);
+    if (rc == 0) {
+        rc = sq_stmt(c, SQ_PING, &st);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    int step = sqlite3_step(st);
+    rc = step == SQLITE_ROW ? 0 : sq_fail(c, step, "ping");
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Runs a single-row lookup by id on this thread's reader; -ENOENT when there is no row. */
+static int sq_get(struct sq_store *s, enum sq_stmt id, const char *key, struct sq_conn **c_out,
+                  sqlite3_stmt **st_out)
+{
+    int rc = sq_reader(s, c_out);
+    if (rc == 0) {
+        rc = sq_stmt(*c_out, id, st_out);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(*st_out, 1, key);
+    int step = sqlite3_step(*st_out);
+    if (step == SQLITE_ROW) {
+        return 0;
+    }
+    rc = step == SQLITE_DONE ? -ENOENT : sq_fail(*c_out, step, "lookup");
+    sqlite3_reset(*st_out);
+    return rc;
+}
+
+static int sq_account_get(void *be, const char *id, store_account_fn fn, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_get(be, SQ_ACCOUNT_GET, id, &c, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    struct ledger_account a;
+    uint64_t seq = 0;
+    rc = sq_row_account(st, &a, &seq);
+    if (rc == 0) {
+        rc = fn(ctx, &a);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_transfer_get(void *be, const char *id, store_transfer_fn fn, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_get(be, SQ_TRANSFER_GET, id, &c, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    struct ledger_transfer t;
+    uint64_t seq = 0;
+    rc = sq_row_transfer(st, &t, &seq);
+    if (rc == 0) {
+        rc = fn(ctx, &t);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Either kind of row, for the one page loop below. */
+struct sq_page_fns {
+    store_account_fn account;
+    store_transfer_fn transfer;
+    void *ctx;
+};
+
+/* Walks a page statement bound with ?1 after_seq and ?2 limit + 1: gives up to limit rows and
+ * tells from the extra row whether more follow. */
+static int sq_page(struct sq_conn *c, sqlite3_stmt *st, struct store_page *page,
+                   const struct sq_page_fns *fns)
+{
+    sqlite3_bind_int64(st, 1, (int64_t)page->after_seq);
+    sqlite3_bind_int64(st, 2, (int64_t)page->limit + 1);
+    uint32_t given = 0;
+    int rc = 0;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (given == page->limit) {
+            page->more_out = true;
+            break;
+        }
+        uint64_t seq = 0;
+        if (fns->account != NULL) {
+            struct ledger_account a;
+            rc = sq_row_account(st, &a, &seq);
+            if (rc == 0) {
+                page->last_seq_out = seq;
+                rc = fns->account(fns->ctx, &a);
+            }
+        } else {
+            struct ledger_transfer t;
+            rc = sq_row_transfer(st, &t, &seq);
+            if (rc == 0) {
+                page->last_seq_out = seq;
+                rc = fns->transfer(fns->ctx, &t);
+            }
+        }
+        given++;
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = sq_fail(c, step, "list");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_accounts_list(void *be, const char *ledger, struct store_page *page,
+                            store_account_fn fn, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_reader(be, &c);
+    if (rc == 0) {
+        rc = sq_stmt(c, ledger != NULL ? SQ_ACCOUNTS_PAGE_LEDGER : SQ_ACCOUNTS_PAGE, &st);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (ledger != NULL) {
+        sq_bind_text(st, 3, ledger);
+    }
+    const struct sq_page_fns fns = {fn, NULL, ctx};
+    return sq_page(c, st, page, &fns);
+}
+
+static int sq_account_transfers_list(void *be, const char *account_id, struct store_page *page,
+                                     store_transfer_fn fn, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_reader(be, &c);
+    if (rc == 0) {
+        rc = sq_stmt(c, SQ_ACCOUNT_TRANSFERS_PAGE, &st);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 3, account_id);
+    const struct sq_page_fns fns = {NULL, fn, ctx};
+    return sq_page(c, st, page, &fns);
+}
+
+static int sq_idem_get(void *be, const char *principal, const char *key, int64_t now_ms,
+                       store_idem_fn fn, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_reader(be, &c);
+    if (rc == 0) {
+        rc = sq_stmt(c, SQ_IDEM_GET, &st);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 1, principal);
+    sq_bind_text(st, 2, key);
+    sqlite3_bind_int64(st, 3, now_ms);
+    int step = sqlite3_step(st);
+    if (step != SQLITE_ROW) {
+        rc = step == SQLITE_DONE ? -ENOENT : sq_fail(c, step, "idempotency lookup");
+        goto out_reset;
+    }
+    struct store_idem_record r;
+    memset(&r, 0, sizeof(r));
+    const void *digest = sqlite3_column_blob(st, 0);
+    int64_t status = sqlite3_column_int64(st, 1);
+    if (digest == NULL || sqlite3_column_bytes(st, 0) != SHA256_BYTES || status < 100 ||
+        status > 599) {
+        rc = sq_corrupt("idempotency record");
+        goto out_reset;
+    }
+    memcpy(r.request_digest, digest, SHA256_BYTES);
+    r.status = (int)status;
+    const unsigned char *location = sqlite3_column_text(st, 2);
+    r.location = location != NULL ? (const char *)location : "";
+    const void *body = sqlite3_column_blob(st, 3);
+    r.body_len = (size_t)sqlite3_column_bytes(st, 3);
+    r.body = body != NULL ? body : "";
+    r.expires_at_ms = sqlite3_column_int64(st, 4);
+    rc = fn(ctx, &r);
+
+out_reset:
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The writer (the commit worker's thread only).
+ * ------------------------------------------------------------------------------------- */
+
+static int sq_writer_step(struct sq_store *s, enum sq_stmt id, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, id, &st);
+    return rc != 0 ? rc : sq_step_done(&s->writer, st, what);
+}
+
+static int sq_tx_begin(void *be)
+{
+    struct sq_store *s = be;
+    ASSERT(sqlite3_get_autocommit(s->writer.db)); /* no transaction is open */
+    return sq_writer_step(s, SQ_BEGIN, "begin");
+}
+
+static int sq_tx_commit(void *be)
+{
+    return sq_writer_step(be, SQ_COMMIT, "commit");
+}
+
+static void sq_tx_rollback(void *be)
+{
+    struct sq_store *s = be;
+    /* SQLite may already have rolled back on its own (e.g. after SQLITE_FULL). */
+    if (!sqlite3_get_autocommit(s->writer.db)) {
+        (void)sq_writer_step(s, SQ_ROLLBACK, "rollback");
+    }
+}
+
+static int sq_wr_account_load(void *be, const char *id, struct ledger_book *b)
+{
+    struct sq_store *s = be;
+    if (ledger_book_account_find(b, id) != NULL) {
+        return 0;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_ACCOUNT_GET, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 1, id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        struct ledger_account a;
+        uint64_t seq = 0;
+        rc = sq_row_account(st, &a, &seq);
+        if (rc == 0) {
+            rc = ledger_book_account_load(b, &a);
+        }
+    } else if (step != SQLITE_DONE) {
+        rc = sq_fail(&s->writer, step, "load account");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_wr_transfer_load(void *be, const char *id, struct ledger_book *b)
+{
+    struct sq_store *s = be;
+    if (ledger_book_transfer_find(b, id) != NULL) {
+        return 0;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_TRANSFER_GET, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 1, id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        struct ledger_transfer t;
+        uint64_t seq = 0;
+        rc = sq_row_transfer(st, &t, &seq);
+        if (rc == 0) {
+            rc = ledger_book_transfer_load(b, &t);
+        }
+    } else if (step != SQLITE_DONE) {
+        rc = sq_fail(&s->writer, step, "load transfer");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_wr_due_pendings(void *be, int64_t now_ms, size_t limit, struct ledger_book *b,
+                              char (*ids_out)[LIMIT_ID_LEN_MAX + 1], size_t *n_out)
+{
+    struct sq_store *s = be;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_DUE_PENDINGS, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    size_t n = 0;
+    int step = SQLITE_DONE;
+    while (n < limit && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = sq_col_text(st, 0, ids_out[n], LIMIT_ID_LEN_MAX + 1);
+        if (rc != 0) {
+            break;
+        }
+        n++;
+    }
+    if (rc == 0 && n < limit && step != SQLITE_DONE) {
+        rc = sq_fail(&s->writer, step, "due pendings");
+    }
+    sqlite3_reset(st);
+    /* Load after the scan: the due list is complete before the book grows. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = sq_wr_transfer_load(s, ids_out[i], b);
+        const struct ledger_transfer *t = rc == 0 ? ledger_book_transfer_find(b, ids_out[i]) : NULL;
+        if (rc == 0 && t == NULL) {
+            rc = sq_corrupt("pending transfer without its transfer");
+        }
+        if (rc == 0) {
+            rc = sq_wr_account_load(s, t->debit_account_id, b);
+        }
+        if (rc == 0) {
+            rc = sq_wr_account_load(s, t->credit_account_id, b);
+        }
+    }
+    *n_out = rc == 0 ? n : 0;
+    return rc;
+}
+
+static int sq_wr_next_deadline(void *be, int64_t *deadline_ms_out)
+{
+    struct sq_store *s = be;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_NEXT_DEADLINE, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *deadline_ms_out = sqlite3_column_int64(st, 0); /* min() of nothing is NULL: 0 */
+    } else {
+        rc = sq_fail(&s->writer, step, "next deadline");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* ledger_book_changes callbacks: each writes one row on the writer. */
+static int sq_account_created(void *ctx, const struct ledger_account *a)
+{
+    struct sq_store *s = ctx;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_ACCOUNT_INSERT, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 1, a->id);
+    sq_bind_text(st, 2, a->ledger);
+    sqlite3_bind_int(st, 3, a->code);
+    sqlite3_bind_int64(st, 4, a->flags);
+    sq_bind_metadata(st, 5, a->metadata);
+    sq_bind_u128(st, 6, a->debits_pending);
+    sq_bind_u128(st, 7, a->debits_posted);
+    sq_bind_u128(st, 8, a->credits_pending);
+    sq_bind_u128(st, 9, a->credits_posted);
+    sqlite3_bind_int64(st, 10, a->created_at_ms);
+    return sq_step_done(&s->writer, st, "insert account");
+}
+
+static int sq_account_updated(void *ctx, const struct ledger_account *a)
+{
+    struct sq_store *s = ctx;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_ACCOUNT_UPDATE, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 1, a->id);
+    sq_bind_u128(st, 2, a->debits_pending);
+    sq_bind_u128(st, 3, a->debits_posted);
+    sq_bind_u128(st, 4, a->credits_pending);
+    sq_bind_u128(st, 5, a->credits_posted);
+    rc = sq_step_done(&s->writer, st, "update account");
+    if (rc == 0 && sqlite3_changes(s->writer.db) != 1) {
+        rc = sq_corrupt("updated account is not stored");
+    }
+    return rc;
+}
+
+static int sq_pending_insert(struct sq_store *s, const struct ledger_transfer *t)
+{
+    ASSERT(t->pending_state != LEDGER_PENDING_NONE);
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_PENDING_INSERT, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 1, t->id);
+    sqlite3_bind_int(st, 2, (int)t->pending_state);
+    sqlite3_bind_int64(st, 3, t->expires_at_ms);
+    return sq_step_done(&s->writer, st, "insert pending transfer");
+}
+
+static int sq_transfer_created(void *ctx, const struct ledger_transfer *t)
+{
+    struct sq_store *s = ctx;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_TRANSFER_INSERT, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 1, t->id);
+    sq_bind_text(st, 2, t->debit_account_id);
+    sq_bind_text(st, 3, t->credit_account_id);
+    sq_bind_u128(st, 4, t->amount);
+    sq_bind_text(st, 5, t->ledger);
+    sqlite3_bind_int(st, 6, t->code);
+    sqlite3_bind_int64(st, 7, t->flags);
+    sq_bind_text_or_null(st, 8, t->pending_id);
+    sqlite3_bind_int64(st, 9, t->timeout_seconds);
+    sq_bind_metadata(st, 10, t->metadata);
+    sqlite3_bind_int64(st, 11, t->created_at_ms);
+    rc = sq_step_done(&s->writer, st, "insert transfer");
+    if (rc == 0 && (t->flags & LEDGER_TRANSFER_PENDING) != 0) {
+        rc = sq_pending_insert(s, t);
+    }
+    return rc;
+}
+
+static int sq_pending_updated(void *ctx, const struct ledger_transfer *t)
+{
+    struct sq_store *s = ctx;
+    ASSERT(t->pending_state != LEDGER_PENDING_NONE);
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_PENDING_UPDATE, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 1, t->id);
+    sqlite3_bind_int(st, 2, (int)t->pending_state);
+    rc = sq_step_done(&s->writer, st, "update pending transfer");
+    if (rc == 0 && sqlite3_changes(s->writer.db) != 1) {
+        rc = sq_corrupt("updated pending transfer is not stored");
+    }
+    return rc;
+}
+
+static int sq_wr_changes(void *be, const struct ledger_book *b)
+{
+    static const struct ledger_book_changes_ops ops = {
+        .account_created = sq_account_created,
+        .account_updated = sq_account_updated,
+        .transfer_created = sq_transfer_created,
+        .pending_updated = sq_pending_updated,
+    };
+    return ledger_book_changes(b, &ops, be);
+}
+
+static int sq_wr_idem_put(void *be, const char *principal, const char *key,
+                          const struct store_idem_record *r, int64_t created_at_ms)
+{
+    struct sq_store *s = be;
+    ASSERT(r->body_len <= INT32_MAX);
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_IDEM_PUT, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_text(st, 1, principal);
+    sq_bind_text(st, 2, key);
+    sqlite3_bind_blob(st, 3, r->request_digest, SHA256_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, r->status);
+    sq_bind_text(st, 5, r->location);
+    if (r->body_len == 0) {
+        sqlite3_bind_zeroblob(st, 6, 0); /* an empty body is not NULL */
+    } else {
+        sqlite3_bind_blob(st, 6, r->body, (int)r->body_len, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(st, 7, created_at_ms);
+    sqlite3_bind_int64(st, 8, r->expires_at_ms);
+    return sq_step_done(&s->writer, st, "put idempotency record");
+}
+
+static int sq_wr_idem_purge(void *be, int64_t now_ms, size_t limit, size_t *deleted_out)
+{
+    struct sq_store *s = be;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(&s->writer, SQ_IDEM_PURGE, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    rc = sq_step_done(&s->writer, st, "purge idempotency records");
+    if (rc == 0) {
+        *deleted_out = (size_t)sqlite3_changes(s->writer.db);
+    }
+    return rc;
+}
+
+const struct store_backend_ops store_sqlite_ops = {
+    .scheme = "sqlite://",
+    .open = sq_open,
+    .close = sq_close,
+    .migration_status = sq_migration_status,
+    .migrate_up = sq_migrate_up,
+    .ping = sq_ping,
+    .account_get = sq_account_get,
+    .transfer_get = sq_transfer_get,
+    .accounts_list = sq_accounts_list,
+    .account_transfers_list = sq_account_transfers_list,
+    .idem_get = sq_idem_get,
+    .tx_begin = sq_tx_begin,
+    .tx_commit = sq_tx_commit,
+    .tx_rollback = sq_tx_rollback,
+    .wr_account_load = sq_wr_account_load,
+    .wr_transfer_load = sq_wr_transfer_load,
+    .wr_due_pendings = sq_wr_due_pendings,
+    .wr_next_deadline = sq_wr_next_deadline,
+    .wr_changes = sq_wr_changes,
+    .wr_idem_put = sq_wr_idem_put,
+    .wr_idem_purge = sq_wr_idem_purge,
+};

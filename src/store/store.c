@@ -1,0 +1,215 @@
+/*
+ * store.c — the public store functions: choose a backend by the URL scheme, check arguments
+ * once, and forward each call through the backend's operations table.
+ *
+ * Adding a backend (PostgreSQL) means one more entry in the table below; callers never see
+ * which one they talk to.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/assert.h"
+#include "core/limits.h"
+#include "store/store_internal.h"
+
+struct store {
+    const struct store_backend_ops *ops;
+    void *be; /* the backend's own state */
+};
+
+/* Backends by URL scheme. */
+static const struct store_backend_ops *const store_backends[] = {
+    &store_sqlite_ops,
+};
+
+int store_open(const char *url, struct store **out, struct buf *err)
+{
+    ASSERT(url != NULL);
+    ASSERT(out != NULL);
+    ASSERT(err != NULL);
+    *out = NULL;
+
+    const struct store_backend_ops *ops = NULL;
+    const char *location = NULL;
+    for (size_t i = 0; i < sizeof(store_backends) / sizeof(store_backends[0]); i++) {
+        size_t n = strlen(store_backends[i]->scheme);
+        if (strncmp(url, store_backends[i]->scheme, n) == 0) {
+            ops = store_backends[i];
+            location = url + n;
+            break;
+        }
+    }
+    if (ops == NULL) {
+        (void)buf_append_str(err, "unsupported database URL scheme (expected sqlite://)");
+        return -EINVAL;
+    }
+
+    struct store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        (void)buf_append_str(err, "out of memory");
+        return -ENOMEM;
+    }
+    s->ops = ops;
+    int rc = ops->open(location, &s->be, err);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(struct store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    s->ops->close(s->be);
+    free(s);
+}
+
+int store_migration_status(struct store *s, struct store_migration_status *out)
+{
+    ASSERT(s != NULL);
+    ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    return s->ops->migration_status(s->be, out);
+}
+
+int store_migrate_up(struct store *s,
+                     void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
+                     struct buf *err)
+{
+    ASSERT(s != NULL);
+    ASSERT(err != NULL);
+    return s->ops->migrate_up(s->be, applied, ctx, err);
+}
+
+int store_ping(struct store *s)
+{
+    ASSERT(s != NULL);
+    return s->ops->ping(s->be);
+}
+
+int store_account_get(struct store *s, const char *id, store_account_fn fn, void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(id != NULL && fn != NULL);
+    return s->ops->account_get(s->be, id, fn, ctx);
+}
+
+int store_transfer_get(struct store *s, const char *id, store_transfer_fn fn, void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(id != NULL && fn != NULL);
+    return s->ops->transfer_get(s->be, id, fn, ctx);
+}
+
+int store_accounts_list(struct store *s, const char *ledger, struct store_page *page,
+                        store_account_fn fn, void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(page != NULL && fn != NULL);
+    ASSERT(page->limit >= 1 && page->limit <= LIMIT_LIST_MAX);
+    page->last_seq_out = page->after_seq;
+    page->more_out = false;
+    return s->ops->accounts_list(s->be, ledger, page, fn, ctx);
+}
+
+int store_account_transfers_list(struct store *s, const char *account_id, struct store_page *page,
+                                 store_transfer_fn fn, void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(account_id != NULL && page != NULL && fn != NULL);
+    ASSERT(page->limit >= 1 && page->limit <= LIMIT_LIST_MAX);
+    page->last_seq_out = page->after_seq;
+    page->more_out = false;
+    return s->ops->account_transfers_list(s->be, account_id, page, fn, ctx);
+}
+
+int store_idem_get(struct store *s, const char *principal, const char *key, int64_t now_ms,
+                   store_idem_fn fn, void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(principal != NULL && key != NULL && fn != NULL);
+    return s->ops->idem_get(s->be, principal, key, now_ms, fn, ctx);
+}
+
+int store_tx_begin(struct store *s)
+{
+    ASSERT(s != NULL);
+    return s->ops->tx_begin(s->be);
+}
+
+int store_tx_commit(struct store *s)
+{
+    ASSERT(s != NULL);
+    return s->ops->tx_commit(s->be);
+}
+
+void store_tx_rollback(struct store *s)
+{
+    ASSERT(s != NULL);
+    s->ops->tx_rollback(s->be);
+}
+
+int store_wr_account_load(struct store *s, const char *id, struct ledger_book *b)
+{
+    ASSERT(s != NULL);
+    ASSERT(id != NULL && b != NULL);
+    return s->ops->wr_account_load(s->be, id, b);
+}
+
+int store_wr_transfer_load(struct store *s, const char *id, struct ledger_book *b)
+{
+    ASSERT(s != NULL);
+    ASSERT(id != NULL && b != NULL);
+    return s->ops->wr_transfer_load(s->be, id, b);
+}
+
+int store_wr_due_pendings(struct store *s, int64_t now_ms, size_t limit, struct ledger_book *b,
+                          char (*ids_out)[LIMIT_ID_LEN_MAX + 1], size_t *n_out)
+{
+    ASSERT(s != NULL);
+    ASSERT(b != NULL && ids_out != NULL && n_out != NULL);
+    ASSERT(limit >= 1 && limit <= LIMIT_EXPIRY_SWEEP_MAX);
+    *n_out = 0;
+    return s->ops->wr_due_pendings(s->be, now_ms, limit, b, ids_out, n_out);
+}
+
+int store_wr_next_deadline(struct store *s, int64_t *deadline_ms_out)
+{
+    ASSERT(s != NULL);
+    ASSERT(deadline_ms_out != NULL);
+    *deadline_ms_out = 0;
+    return s->ops->wr_next_deadline(s->be, deadline_ms_out);
+}
+
+int store_wr_changes(struct store *s, const struct ledger_book *b)
+{
+    ASSERT(s != NULL);
+    ASSERT(b != NULL);
+    return s->ops->wr_changes(s->be, b);
+}
+
+int store_wr_idem_put(struct store *s, const char *principal, const char *key,
+                      const struct store_idem_record *r, int64_t created_at_ms)
+{
+    ASSERT(s != NULL);
+    ASSERT(principal != NULL && key != NULL && r != NULL);
+    ASSERT(r->location != NULL);
+    ASSERT(r->body != NULL || r->body_len == 0);
+    return s->ops->wr_idem_put(s->be, principal, key, r, created_at_ms);
+}
+
+int store_wr_idem_purge(struct store *s, int64_t now_ms, size_t limit, size_t *deleted_out)
+{
+    ASSERT(s != NULL);
+    ASSERT(deleted_out != NULL);
+    ASSERT(limit >= 1 && limit <= LIMIT_IDEMPOTENCY_PURGE_MAX);
+    *deleted_out = 0;
+    return s->ops->wr_idem_purge(s->be, now_ms, limit, deleted_out);
+}

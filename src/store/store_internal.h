@@ -1,0 +1,59 @@
+/*
+ * store_internal.h — what a storage backend provides to store.c, shared only inside src/store.
+ *
+ * store.c owns struct store, picks a backend by the URL scheme and forwards every public call
+ * through the backend's operations table. A backend keeps its own state behind an opaque
+ * pointer (be); its functions have the contracts of the public functions of the same name in
+ * store.h, with arguments already checked by store.c.
+ */
+#ifndef LEDGERD_STORE_STORE_INTERNAL_H
+#define LEDGERD_STORE_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "ledger/book.h"
+#include "ledger/ledger.h"
+#include "store/store.h"
+
+struct store_backend_ops {
+    /* URL prefix handled by the backend, e.g. "sqlite://"; open() receives the rest. */
+    const char *scheme;
+
+    int (*open)(const char *location, void **be_out, struct buf *err);
+    void (*close)(void *be);
+
+    int (*migration_status)(void *be, struct store_migration_status *out);
+    int (*migrate_up)(void *be, void (*applied)(void *ctx, uint32_t version, const char *name),
+                      void *ctx, struct buf *err);
+    int (*ping)(void *be);
+
+    int (*account_get)(void *be, const char *id, store_account_fn fn, void *ctx);
+    int (*transfer_get)(void *be, const char *id, store_transfer_fn fn, void *ctx);
+    int (*accounts_list)(void *be, const char *ledger, struct store_page *page, store_account_fn fn,
+                         void *ctx);
+    int (*account_transfers_list)(void *be, const char *account_id, struct store_page *page,
+                                  store_transfer_fn fn, void *ctx);
+    int (*idem_get)(void *be, const char *principal, const char *key, int64_t now_ms,
+                    store_idem_fn fn, void *ctx);
+
+    int (*tx_begin)(void *be);
+    int (*tx_commit)(void *be);
+    void (*tx_rollback)(void *be);
+    int (*wr_account_load)(void *be, const char *id, struct ledger_book *b);
+    int (*wr_transfer_load)(void *be, const char *id, struct ledger_book *b);
+    int (*wr_due_pendings)(void *be, int64_t now_ms, size_t limit, struct ledger_book *b,
+                           char (*ids_out)[LIMIT_ID_LEN_MAX + 1], size_t *n_out);
+    int (*wr_next_deadline)(void *be, int64_t *deadline_ms_out);
+    int (*wr_changes)(void *be, const struct ledger_book *b);
+    int (*wr_idem_put)(void *be, const char *principal, const char *key,
+                       const struct store_idem_record *r, int64_t created_at_ms);
+    int (*wr_idem_purge)(void *be, int64_t now_ms, size_t limit, size_t *deleted_out);
+};
+
+/* The SQLite backend (sqlite.c). */
+extern const struct store_backend_ops store_sqlite_ops;
+
+#endif
