@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "core/buf.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 static void migrate_applied(void *ctx, uint32_t version, const char *name)
@@ -54,6 +55,11 @@ int cli_migrate(int argc, char **argv, const struct config *cfg)
         goto out_close;
     }
     if (!up) {
+        /* Without drift the applied migrations are exactly the first ms.applied ones. */
+        for (size_t i = 0; i < store_migrations_sqlite_count; i++) {
+            const struct store_migration *m = &store_migrations_sqlite[i];
+            printf("%04u_%s %s\n", m->version, m->name, i < ms.applied ? "applied" : "pending");
+        }
         printf("migrations: %u available, %u applied, %u pending\n", ms.available, ms.applied,
                ms.pending);
         status = CLI_EXIT_OK;

@@ -104,6 +104,7 @@ struct http_request {
     struct buf body;
     size_t body_bytes_max;
     bool body_too_large;
+    uint64_t body_discarded_bytes; /* of a body over its limit */
 
     /* Reply. */
     int status;

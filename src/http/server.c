@@ -258,6 +258,16 @@ static void http_request_free(struct http_request *req)
     free(req);
 }
 
+static void http_body_too_large(struct http_request *req)
+{
+    req->body_too_large = true;
+    req->close_connection = true;
+    char detail[96];
+    snprintf(detail, sizeof(detail), "the request body is larger than %zu bytes",
+             req->body_bytes_max);
+    http_problem(req, 413, "body_too_large", detail, NULL, 0, NULL);
+}
+
 /* First call for a request: everything that can be decided from the headers alone. Returns
  * true when a reply is already prepared (and the body, if any, must be discarded). */
 static bool http_request_begin(struct http_request *req)
@@ -300,13 +310,13 @@ static bool http_request_begin(struct http_request *req)
     buf_init(&req->body, req->body_bytes_max);
     uint64_t declared = 0;
     if (http_content_length(req, &declared) && declared > req->body_bytes_max) {
-        req->body_too_large = true;
-        req->close_connection = true;
-        char detail[96];
-        snprintf(detail, sizeof(detail), "the request body is larger than %zu bytes",
-                 req->body_bytes_max);
-        http_problem(req, 413, "body_too_large", detail, NULL, 0, NULL);
-        return true;
+        http_body_too_large(req);
+        /* Answer now when the client waits for 100-continue (it has sent nothing yet) or when
+         * the declared body is not worth reading; else read and discard it, so a client that
+         * is still sending gets the 413 instead of a reset. */
+        size_t expect_len = 0;
+        const char *expect = http_header(req, MHD_HTTP_HEADER_EXPECT, &expect_len);
+        return expect != NULL || declared > LIMIT_BODY_DISCARD_BYTES_MAX;
     }
     if (!req->content_type_json) {
         http_problem(req, 415, "unsupported_media_type",
@@ -516,17 +526,21 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (req->status != 0 || req->state != HTTP_REQ_READING) {
-            return MHD_YES; /* reply already decided: discard */
+        if (req->state != HTTP_REQ_READING) {
+            return MHD_YES;
+        }
+        if (req->status != 0) {
+            /* The reply is decided: discard the body, but only so much of it. */
+            req->body_discarded_bytes += n;
+            if (req->body_discarded_bytes > LIMIT_BODY_DISCARD_BYTES_MAX) {
+                return http_send(req);
+            }
+            return MHD_YES;
         }
         if (buf_append(&req->body, upload_data, n) != 0) {
-            req->body_too_large = true;
-            req->close_connection = true;
-            char detail[96];
-            snprintf(detail, sizeof(detail), "the request body is larger than %zu bytes",
-                     req->body_bytes_max);
-            http_problem(req, 413, "body_too_large", detail, NULL, 0, NULL);
-            return http_send(req);
+            http_body_too_large(req);
+            req->body_discarded_bytes = req->body.len + n;
+            buf_release(&req->body);
         }
         return MHD_YES;
     }

@@ -42,7 +42,8 @@ const struct ledger_transfer *ledger_book_transfer_find(const struct ledger_book
 /* Room left, so the caller can stop adding items before the book is full. */
 size_t ledger_book_accounts_free(const struct ledger_book *b);
 size_t ledger_book_transfers_free(const struct ledger_book *b);
-/* Metadata bytes the arena still holds: creating an item needs room for its metadata. */
+/* Metadata bytes the arena still holds. Creating needs room (asserted): an account create one
+ * account slot, applying n transfers n transfer slots, and both their metadata bytes. */
 size_t ledger_book_metadata_bytes_free(const struct ledger_book *b);
 
 /* Creates an account (created_at = now_ms, zero balances). An existing id with identical
