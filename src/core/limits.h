@@ -31,7 +31,7 @@
 /* A body over its limit is read and discarded up to this many bytes, so the client (which is
  * still sending) receives the 413 instead of a connection reset; past it the connection closes
  * right after the 413. */
-#define LIMIT_BODY_DISCARD_BYTES_MAX (64u * 1024u * 1024u)
+#define LIMIT_BODY_DISCARD_BYTES_MAX (64ull * 1024 * 1024)
 /* JSON nesting: a ledger request needs 4 levels; metadata gets the rest. Bounds parser depth. */
 #define LIMIT_JSON_DEPTH_MAX 64
 

@@ -79,50 +79,51 @@ enum http_request_state {
 };
 
 struct http_request {
+    /* Ledger command (state-changing routes); first, for the u128s' alignment. */
+    struct ledger_transfer transfer; /* single transfer */
+    struct commit_cmd cmd;
+    struct ledger_transfer *batch; /* batch, malloc'd */
+    struct ledger_arena arena;     /* metadata text, malloc'd */
+
     struct http_server *server;
     struct MHD_Connection *conn;
-    enum http_request_state state;
     int64_t start_mono_ns;
 
     /* From the request line and headers. */
-    enum http_method method;
-    const char *method_name;            /* owned by MHD for the request's life */
-    const char *path;                   /* owned by MHD, percent-decoded */
-    const struct http_route *route;     /* NULL: no route matched */
-    unsigned allow;                     /* methods of the matching template, for 405 */
-    char path_id[LIMIT_ID_LEN_MAX + 1]; /* the {id} segment, "" if invalid */
-    bool path_id_valid;
-    char request_id[LIMIT_REQUEST_ID_LEN_MAX + 1];
+    const char *method_name;        /* owned by MHD for the request's life */
+    const char *path;               /* owned by MHD, percent-decoded */
+    const struct http_route *route; /* NULL: no route matched */
     struct trace_context trace;
-    char idempotency_key[LIMIT_IDEMPOTENCY_KEY_LEN_MAX + 1];
-    bool has_idempotency_key;
-    bool idempotency_key_invalid;
-    bool content_type_json;
-    bool has_content_type;
 
     /* Body. */
     struct buf body;
     size_t body_bytes_max;
-    bool body_too_large;
     uint64_t body_discarded_bytes; /* of a body over its limit */
 
     /* Reply. */
-    int status;
-    const char *content_type;
     struct buf resp;
-    char location[LIMIT_ID_LEN_MAX + 32];
-    bool replayed;
-    unsigned retry_after_seconds; /* 0: no Retry-After */
-    bool close_connection;
+    const char *content_type;
     const char *problem_code; /* for the access log */
     size_t resp_bytes;
+    int status;
+    unsigned retry_after_seconds; /* 0: no Retry-After */
 
-    /* Ledger command (state-changing routes). */
-    struct commit_cmd cmd;
-    struct ledger_transfer transfer; /* single transfer */
-    struct ledger_transfer *batch;   /* batch, malloc'd */
-    struct ledger_arena arena;       /* metadata text, malloc'd */
+    enum http_request_state state;
+    enum http_method method;
+    unsigned allow; /* methods of the matching template, for 405 */
+    bool path_id_valid;
+    bool has_idempotency_key;
+    bool idempotency_key_invalid;
+    bool content_type_json;
+    bool has_content_type;
+    bool body_too_large;
+    bool replayed;
+    bool close_connection;
     bool idem_claimed;
+    char path_id[LIMIT_ID_LEN_MAX + 1]; /* the {id} segment, "" if invalid */
+    char request_id[LIMIT_REQUEST_ID_LEN_MAX + 1];
+    char idempotency_key[LIMIT_IDEMPOTENCY_KEY_LEN_MAX + 1];
+    char location[LIMIT_ID_LEN_MAX + 32];
 };
 
 /* Replies. Each sets req->status, content type and body (resp); the server sends it. */

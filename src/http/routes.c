@@ -382,11 +382,10 @@ static enum MHD_Result http_list_arg(void *cls, enum MHD_ValueKind kind, const c
             http_list_error(q, "cursor_invalid", "cursor is not one this server issued");
         }
     } else if (q->ledger_allowed && strcmp(key, "ledger") == 0) {
-        size_t len = value != NULL ? strlen(value) : 0;
-        if (!ids_ledger_valid(value != NULL ? value : "", len)) {
+        if (value == NULL || !ids_ledger_valid(value, strlen(value))) {
             http_list_error(q, "ledger_invalid", "ledger must match ^[A-Z0-9_]{1,16}$");
         } else {
-            memcpy(q->ledger, value, len + 1);
+            snprintf(q->ledger, sizeof(q->ledger), "%s", value);
             q->has_ledger = true;
         }
     } else {

@@ -25,7 +25,7 @@
 #include "obs/log.h"
 
 /* Response bodies the worker writes: the largest is a batch result of 8190 items. */
-#define HTTP_RESPONSE_BYTES_MAX (16u * 1024u * 1024u)
+#define HTTP_RESPONSE_BYTES_MAX ((size_t)16 * 1024 * 1024)
 
 static const char http_principal_anonymous[] = "anonymous";
 
@@ -311,12 +311,10 @@ static bool http_request_begin(struct http_request *req)
     uint64_t declared = 0;
     if (http_content_length(req, &declared) && declared > req->body_bytes_max) {
         http_body_too_large(req);
-        /* Answer now when the client waits for 100-continue (it has sent nothing yet) or when
-         * the declared body is not worth reading; else read and discard it, so a client that
-         * is still sending gets the 413 instead of a reset. */
-        size_t expect_len = 0;
-        const char *expect = http_header(req, MHD_HTTP_HEADER_EXPECT, &expect_len);
-        return expect != NULL || declared > LIMIT_BODY_DISCARD_BYTES_MAX;
+        /* Refuse before reading, as the client may be waiting for 100-continue or for an
+         * early answer (RFC 9110 §15.5.14); a chunked body has no length and is judged while
+         * it arrives. */
+        return true;
     }
     if (!req->content_type_json) {
         http_problem(req, 415, "unsupported_media_type",

@@ -21,16 +21,17 @@
 /* Account flags (bit set). */
 #define LEDGER_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS (1u << 0)
 #define LEDGER_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS (1u << 1)
-#define LEDGER_ACCOUNT_FLAGS_ALL (LEDGER_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS | \
-                                  LEDGER_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS)
+#define LEDGER_ACCOUNT_FLAGS_ALL                                                                   \
+    (LEDGER_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS | LEDGER_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 /* Transfer flags (bit set). */
 #define LEDGER_TRANSFER_LINKED (1u << 0)
 #define LEDGER_TRANSFER_PENDING (1u << 1)
 #define LEDGER_TRANSFER_POST_PENDING (1u << 2)
 #define LEDGER_TRANSFER_VOID_PENDING (1u << 3)
-#define LEDGER_TRANSFER_FLAGS_ALL (LEDGER_TRANSFER_LINKED | LEDGER_TRANSFER_PENDING | \
-                                   LEDGER_TRANSFER_POST_PENDING | LEDGER_TRANSFER_VOID_PENDING)
+#define LEDGER_TRANSFER_FLAGS_ALL                                                                  \
+    (LEDGER_TRANSFER_LINKED | LEDGER_TRANSFER_PENDING | LEDGER_TRANSFER_POST_PENDING |             \
+     LEDGER_TRANSFER_VOID_PENDING)
 
 /* Which optional transfer fields the client sent (struct ledger_transfer.present). Fields not
  * listed here are always present after decoding (id is generated when omitted). */
@@ -57,33 +58,34 @@ struct ledger_text {
 };
 
 struct ledger_account {
-    char id[LIMIT_ID_LEN_MAX + 1];
-    char ledger[LIMIT_LEDGER_LEN_MAX + 1];
-    uint16_t code;
-    uint32_t flags;
-    struct ledger_text metadata;
+    /* Balances first: u128 wants 16-byte alignment, so this order leaves no padding. */
     u128 debits_pending;
     u128 debits_posted;
     u128 credits_pending;
     u128 credits_posted;
+    struct ledger_text metadata;
     int64_t created_at_ms; /* Unix ms; set by the ledger on create */
+    uint32_t flags;
+    uint16_t code;
+    char id[LIMIT_ID_LEN_MAX + 1];
+    char ledger[LIMIT_LEDGER_LEN_MAX + 1];
 };
 
 struct ledger_transfer {
+    u128 amount;
+    struct ledger_text metadata;
+    int64_t created_at_ms; /* set by the ledger on create */
+    int64_t expires_at_ms; /* PENDING with timeout: created_at + timeout; else 0 */
+    uint32_t flags;
+    uint32_t timeout_seconds;
+    uint32_t present; /* LEDGER_FIELD_* the client sent; stored transfers: all */
+    enum ledger_pending_state pending_state; /* for PENDING transfers, else NONE */
+    uint16_t code;
     char id[LIMIT_ID_LEN_MAX + 1];
     char debit_account_id[LIMIT_ID_LEN_MAX + 1];  /* "" when omitted (post/void) */
     char credit_account_id[LIMIT_ID_LEN_MAX + 1]; /* "" when omitted (post/void) */
-    u128 amount;
     char ledger[LIMIT_LEDGER_LEN_MAX + 1];        /* "" when omitted (post/void) */
-    uint16_t code;
-    uint32_t flags;
     char pending_id[LIMIT_ID_LEN_MAX + 1];        /* "" when absent */
-    uint32_t timeout_seconds;
-    struct ledger_text metadata;
-    uint32_t present;            /* LEDGER_FIELD_* the client sent; stored transfers: all */
-    int64_t created_at_ms;       /* set by the ledger on create */
-    enum ledger_pending_state pending_state; /* for PENDING transfers, else NONE */
-    int64_t expires_at_ms;       /* PENDING with timeout: created_at + timeout; else 0 */
 };
 
 /* The outcome of applying one item. Values are stable (they are stored). */
