@@ -607,7 +607,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     atomic_fetch_sub(&srv->in_flight, 1);
 }
 
-static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const char *fmt,
+                                                               va_list ap)
 {
     (void)cls;
     char msg[512];

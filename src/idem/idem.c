@@ -125,7 +125,8 @@ enum idem_claim_result idem_claim(struct idem_registry *r, const char *principal
             goto out_unlock;
         }
     }
-    ASSERT(!"idempotency registry has no free slot below its load factor");
+    /* used < capacity <= slots_count / 2, so a free slot always exists. */
+    core_assert_fail("idempotency registry has a free slot", __FILE__, __LINE__);
 out_unlock:
     pthread_mutex_unlock(&r->lock);
     return result;
