@@ -152,7 +152,7 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     int64_t deadline_ns =
         clock_mono_ns() + (int64_t)cfg->shutdown_timeout_seconds * 1000 * 1000 * 1000;
     http_server_drain(http);
-    while (http_server_in_flight(http) > 0 && clock_mono_ns() < deadline_ns) {
+    while (http_server_busy(http) && clock_mono_ns() < deadline_ns) {
         serve_sleep_ms(5);
     }
     uint64_t left = http_server_in_flight(http);

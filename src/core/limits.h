@@ -82,6 +82,10 @@ _Static_assert(LIMIT_COMMIT_ITEMS_MAX >= LIMIT_BATCH_TRANSFERS_MAX,
 /* I/O threads: 0 means one per core, capped here. */
 #define LIMIT_IO_THREADS_MAX 256
 
+/* While draining, a client still sending its request body is waited for as long as bytes keep
+ * arriving; after this long without any, uploads are deemed abandoned (a vanished client is
+ * not always noticed before the connection timeout). */
+#define LIMIT_DRAIN_UPLOAD_IDLE_MS 2000
 /* Graceful shutdown: in-flight requests and the commit queue drain for at most this long. */
 #define LIMIT_SHUTDOWN_TIMEOUT_SECONDS_DEFAULT 30
 

@@ -29,8 +29,11 @@ uint16_t http_server_port(const struct http_server *s);
 /* Begins draining: /readyz answers 503, the listener stops accepting, new requests on open
  * connections get 503 shutting_down with Connection: close. Thread-safe. */
 void http_server_drain(struct http_server *s);
-/* Requests received and not yet completed. Thread-safe. */
+/* Requests being processed (body complete, reply not yet sent). Thread-safe. */
 uint64_t http_server_in_flight(const struct http_server *s);
+/* True while a drain should still wait: requests are being processed, or request bodies are
+ * still arriving (bytes seen within LIMIT_DRAIN_UPLOAD_IDLE_MS). Thread-safe. */
+bool http_server_busy(const struct http_server *s);
 /* Stops the daemon (every suspended connection must have been resumed: stop the commit
  * worker first) and frees the server. */
 void http_server_stop(struct http_server *s);

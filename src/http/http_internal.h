@@ -67,7 +67,12 @@ struct http_server {
     struct idem_registry *idem;
     uint16_t port;
     atomic_bool draining;
+    /* Requests being processed (body complete, reply not yet sent): what a drain waits for.
+     * A client still sending its body has not asked for anything yet and is not counted. */
     atomic_uint_fast64_t in_flight;
+    /* Requests whose body is still arriving, and when the last body bytes arrived. */
+    atomic_uint_fast64_t uploading;
+    atomic_int_fast64_t upload_progress_mono_ns;
     bool migrations_current; /* checked at start-up */
 };
 
@@ -120,6 +125,8 @@ struct http_request {
     bool replayed;
     bool close_connection;
     bool idem_claimed;
+    bool counted_in_flight; /* the body was complete and the request is being processed */
+    bool counted_uploading; /* the body is still arriving */
     char path_id[LIMIT_ID_LEN_MAX + 1]; /* the {id} segment, "" if invalid */
     char request_id[LIMIT_REQUEST_ID_LEN_MAX + 1];
     char idempotency_key[LIMIT_IDEMPOTENCY_KEY_LEN_MAX + 1];

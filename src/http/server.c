@@ -514,9 +514,13 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
             return MHD_NO; /* out of memory: drop the connection */
         }
         *con_cls = req;
-        atomic_fetch_add(&srv->in_flight, 1);
         if (http_request_begin(req) && req->body_too_large) {
             return http_send(req); /* do not read a body we will refuse */
+        }
+        if (req->route != NULL && req->route->body != HTTP_BODY_NONE) {
+            req->counted_uploading = true;
+            atomic_fetch_add(&srv->uploading, 1);
+            atomic_store(&srv->upload_progress_mono_ns, req->start_mono_ns);
         }
         return MHD_YES;
     }
@@ -524,6 +528,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        atomic_store(&srv->upload_progress_mono_ns, clock_mono_ns());
         if (req->state != HTTP_REQ_READING) {
             return MHD_YES;
         }
@@ -545,6 +550,12 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 
     switch (req->state) {
     case HTTP_REQ_READING:
+        req->counted_in_flight = true;
+        atomic_fetch_add(&srv->in_flight, 1);
+        if (req->counted_uploading) {
+            req->counted_uploading = false;
+            atomic_fetch_sub(&srv->uploading, 1);
+        }
         if (req->status != 0) {
             return http_send(req);
         }
@@ -603,8 +614,15 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     buf_release(&fields);
     /* A request completed while suspended cannot happen: MHD keeps suspended connections. */
     ASSERT(req->state != HTTP_REQ_WAITING);
+    bool counted = req->counted_in_flight;
+    bool uploading = req->counted_uploading;
     http_request_free(req);
-    atomic_fetch_sub(&srv->in_flight, 1);
+    if (counted) {
+        atomic_fetch_sub(&srv->in_flight, 1);
+    }
+    if (uploading) {
+        atomic_fetch_sub(&srv->uploading, 1);
+    }
 }
 
 __attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const char *fmt,
@@ -659,6 +677,8 @@ int http_server_start(const struct config *cfg, struct store *store, struct comm
     srv->commit = commit;
     atomic_init(&srv->draining, false);
     atomic_init(&srv->in_flight, 0);
+    atomic_init(&srv->uploading, 0);
+    atomic_init(&srv->upload_progress_mono_ns, 0);
     int rc = idem_registry_new(cfg->connections_max + cfg->queue_depth_max, &srv->idem);
     if (rc != 0) {
         goto out_free;
@@ -729,6 +749,16 @@ void http_server_drain(struct http_server *s)
 uint64_t http_server_in_flight(const struct http_server *s)
 {
     return atomic_load(&s->in_flight);
+}
+
+bool http_server_busy(const struct http_server *s)
+{
+    if (atomic_load(&s->in_flight) > 0) {
+        return true;
+    }
+    int64_t idle_ns = clock_mono_ns() - atomic_load(&s->upload_progress_mono_ns);
+    return atomic_load(&s->uploading) > 0 &&
+           idle_ns < (int64_t)LIMIT_DRAIN_UPLOAD_IDLE_MS * 1000 * 1000;
 }
 
 void http_server_stop(struct http_server *s)

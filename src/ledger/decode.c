@@ -12,9 +12,11 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/assert.h"
@@ -92,6 +94,125 @@ static size_t depth_exceeded_at(const char *s, size_t len)
         }
     }
     return len;
+}
+
+/* RFC 8259 §6 number grammar: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+ * Sets *integer when there is neither fraction nor exponent. */
+static bool number_grammar_ok(const char *s, size_t len, bool *integer)
+{
+    size_t i = 0;
+    if (i < len && s[i] == '-') {
+        i++;
+    }
+    if (i >= len || s[i] < '0' || s[i] > '9') {
+        return false;
+    }
+    if (s[i] == '0') {
+        i++;
+    } else {
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+    }
+    *integer = i == len;
+    if (i < len && s[i] == '.') {
+        size_t digits = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == digits) {
+            return false;
+        }
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-')) {
+            i++;
+        }
+        size_t digits = i;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == digits) {
+            return false;
+        }
+    }
+    return i == len;
+}
+
+/* True when a well-formed number token is outside what jansson represents: a signed 64-bit
+ * integer, or a double that does not overflow to infinity. */
+static bool number_out_of_range(const char *s, size_t len)
+{
+    bool integer = false;
+    if (!number_grammar_ok(s, len, &integer)) {
+        return false; /* malformed: jansson reports it */
+    }
+    if (integer) {
+        bool negative = s[0] == '-';
+        size_t digits = len - (negative ? 1 : 0);
+        const char *max = negative ? "9223372036854775808" : "9223372036854775807";
+        return digits > 19 || (digits == 19 && memcmp(s + (negative ? 1 : 0), max, 19) > 0);
+    }
+    char *copy = strndup(s, len);
+    if (copy == NULL) {
+        return false; /* jansson will refuse it as before */
+    }
+    double v = strtod(copy, NULL);
+    free(copy);
+    return isinf(v);
+}
+
+/* A JSON number too large for jansson would make the whole document "malformed", although it
+ * is valid JSON and only its field is wrong. Returns a copy of the body in which every such
+ * number is replaced, byte for byte, by a string of '#' of the same length ("#" fits no field
+ * grammar), so offsets stay true and the field gets its own error. NULL when there is none (or
+ * no memory: then jansson refuses the number as before). Caller frees. Metadata is always
+ * taken from the original bytes, so there such numbers stay verbatim. */
+static char *numbers_patched(const char *s, size_t len)
+{
+    char *copy = NULL;
+    bool in_string = false;
+    bool escaped = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) {
+            continue;
+        }
+        size_t end = i;
+        while (end < len && s[end] != '\0' && strchr("0123456789+-.eE", s[end]) != NULL) {
+            end++;
+        }
+        if (number_out_of_range(s + i, end - i)) {
+            ASSERT(end - i >= 2); /* the shortest such number is "1e309" */
+            if (copy == NULL) {
+                copy = malloc(len);
+                if (copy == NULL) {
+                    return NULL;
+                }
+                memcpy(copy, s, len);
+            }
+            copy[i] = '"';
+            memset(copy + i + 1, '#', end - i - 2);
+            copy[end - 1] = '"';
+        }
+        i = end - 1;
+    }
+    return copy;
 }
 
 /* The scanners below run on text jansson accepted; running off the end would mean the two
@@ -538,7 +659,10 @@ static json_t *document_load(struct decoder *d)
         return NULL;
     }
     json_error_t jerr;
-    json_t *doc = json_loadb(d->body, d->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    char *patched = numbers_patched(d->body, d->len);
+    json_t *doc = json_loadb(patched != NULL ? patched : d->body, d->len,
+                             JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    free(patched);
     if (doc == NULL) {
         /* jansson appends " near '<token>'": the offset says where, without echoing bytes. */
         const char *near = strstr(jerr.text, " near ");

@@ -253,26 +253,52 @@ static void test_malformed_json(void **state)
     assert_string_equal(errs.items[0].detail, "':' expected at byte 15");
 }
 
-static void test_huge_numbers_are_malformed(void **state)
+/* Numbers too large for a double or a 64-bit integer are valid JSON: the field they are in
+ * gets its own error, and inside metadata they are kept verbatim. */
+static void test_huge_numbers_are_field_errors(void **state)
 {
     (void)state;
-    char body[600];
+    char body[700];
     char digits[401];
     memset(digits, '9', 400);
     digits[400] = '\0';
     snprintf(body, sizeof(body), "{\"ledger\":\"USD\",\"code\":%s}", digits);
-    malformed(body, strlen(body));
-    assert_string_equal(errs.items[0].detail, "too big integer at byte 423");
-    snprintf(body, sizeof(body), "{\"ledger\":\"USD\",\"code\":1,\"metadata\":{\"n\":%s}}", digits);
-    malformed(body, strlen(body));
-    snprintf(body, sizeof(body), "{\"ledger\":\"USD\",\"code\":1,\"metadata\":{\"n\":1e400}}");
-    malformed(body, strlen(body));
-    /* As a string, a 400-digit amount is an amount error, not a syntax error. */
+    account_fails(body, "code", "code_invalid");
+    snprintf(body, sizeof(body), "{\"ledger\":\"USD\",\"code\":-%s}", digits);
+    account_fails(body, "code", "code_invalid");
+    account_fails("{\"ledger\":\"USD\",\"code\":1e400}", "code", "code_invalid");
+    account_fails("{\"ledger\":\"USD\",\"code\":9223372036854775808}", "code", "code_invalid");
+    /* In u128 range but not an int64, as a JSON number: never read as an amount. */
+    transfer_fails("{\"debit_account_id\":\"a\",\"credit_account_id\":\"b\","
+                   "\"amount\":99999999999999999999,\"ledger\":\"USD\",\"code\":1}",
+                   "amount", "amount_invalid");
+    snprintf(body, sizeof(body),
+             "{\"debit_account_id\":\"a\",\"credit_account_id\":\"b\",\"amount\":%s,"
+             "\"ledger\":\"USD\",\"code\":1}",
+             digits);
+    transfer_fails(body, "amount", "amount_invalid");
+    /* As a string, a 400-digit amount is an amount error too. */
     snprintf(body, sizeof(body),
              "{\"debit_account_id\":\"a\",\"credit_account_id\":\"b\",\"amount\":\"%s\","
              "\"ledger\":\"USD\",\"code\":1}",
              digits);
     transfer_fails(body, "amount", "amount_invalid");
+
+    struct ledger_account a;
+    snprintf(body, sizeof(body), "{\"ledger\":\"USD\",\"code\":1,\"metadata\":{\"n\":%s}}", digits);
+    assert_int_equal(account(body, &a), 0);
+    assert_int_equal(a.metadata.len, 406);
+    assert_memory_equal(a.metadata.ptr + 5, digits, 400);
+    assert_int_equal(account("{\"ledger\":\"USD\",\"code\":1,\"metadata\":{\"n\":1e400}}", &a), 0);
+    assert_int_equal(a.metadata.len, 11);
+    assert_memory_equal(a.metadata.ptr, "{\"n\":1e400}", 11);
+    /* The largest int64 and tiny fractions are in range and stay numbers. */
+    account_fails("{\"ledger\":\"USD\",\"code\":9223372036854775807}", "code", "code_invalid");
+    assert_int_equal(account("{\"ledger\":\"USD\",\"code\":1,\"metadata\":{\"n\":1e-400}}", &a), 0);
+    /* Malformed numbers stay malformed, whatever their size. */
+    snprintf(body, sizeof(body), "{\"ledger\":\"USD\",\"code\":0%s}", digits);
+    malformed(body, strlen(body));
+    malformed("{\"ledger\":\"USD\",\"code\":1e}", 26);
 }
 
 /* U+0000 is a valid JSON string character; every grammar refuses it where one applies. */
@@ -649,7 +675,7 @@ int main(void)
         cmocka_unit_test(test_errors_listed_up_to_the_limit_and_counted),
         cmocka_unit_test(test_unknown_field_with_a_long_key_is_cut),
         cmocka_unit_test(test_malformed_json),
-        cmocka_unit_test(test_huge_numbers_are_malformed),
+        cmocka_unit_test(test_huge_numbers_are_field_errors),
         cmocka_unit_test(test_nul_in_strings),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_top_level_must_be_an_object),
