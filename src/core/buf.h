@@ -13,10 +13,10 @@
 #include <stdint.h>
 
 struct buf {
-    char *data;      /* NUL-terminated; NULL until the first append */
-    size_t len;      /* bytes used, without the NUL */
-    size_t cap;      /* bytes allocated */
-    size_t len_max;  /* the most len may ever be */
+    char *data;     /* NUL-terminated; NULL until the first append */
+    size_t len;     /* bytes used, without the NUL */
+    size_t cap;     /* bytes allocated */
+    size_t len_max; /* the most len may ever be */
 };
 
 /* Prepares an empty buffer that may grow to len_max bytes. Allocates nothing. */

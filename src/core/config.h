@@ -19,23 +19,23 @@ enum config_env { CONFIG_ENV_DEV, CONFIG_ENV_STAGING, CONFIG_ENV_PROD };
 enum config_log_level { CONFIG_LOG_DEBUG, CONFIG_LOG_INFO, CONFIG_LOG_WARN, CONFIG_LOG_ERROR };
 
 struct config {
-    char listen_host[256];        /* LEDGERD_LISTEN host part (default 127.0.0.1) */
-    uint16_t listen_port;         /* LEDGERD_LISTEN port part (default 8080; 0 = any free) */
-    char db_url[4096];            /* LEDGERD_DB (default sqlite://<cwd>/var/ledgerd.db) */
-    enum config_env env;          /* LEDGERD_ENV dev|staging|prod (default dev) */
-    enum config_log_level log_level; /* LEDGERD_LOG_LEVEL debug|info|warn|error (default info) */
-    uint32_t io_threads;          /* LEDGERD_THREADS (0 = one per core) */
-    size_t body_bytes_max;        /* LEDGERD_BODY_BYTES_MAX */
-    size_t batch_body_bytes_max;  /* LEDGERD_BATCH_BODY_BYTES_MAX */
-    uint32_t queue_depth_max;     /* LEDGERD_QUEUE_DEPTH_MAX (commands) */
-    uint32_t commit_items_max;    /* LEDGERD_COMMIT_ITEMS_MAX (ledger items per transaction) */
+    char listen_host[256];            /* LEDGERD_LISTEN host part (default 127.0.0.1) */
+    uint16_t listen_port;             /* LEDGERD_LISTEN port part (default 8080; 0 = any free) */
+    char db_url[4096];                /* LEDGERD_DB (default sqlite://<cwd>/var/ledgerd.db) */
+    enum config_env env;              /* LEDGERD_ENV dev|staging|prod (default dev) */
+    enum config_log_level log_level;  /* LEDGERD_LOG_LEVEL debug|info|warn|error (default info) */
+    uint32_t io_threads;              /* LEDGERD_THREADS (0 = one per core) */
+    size_t body_bytes_max;            /* LEDGERD_BODY_BYTES_MAX */
+    size_t batch_body_bytes_max;      /* LEDGERD_BATCH_BODY_BYTES_MAX */
+    uint32_t queue_depth_max;         /* LEDGERD_QUEUE_DEPTH_MAX (commands) */
+    uint32_t commit_items_max;        /* LEDGERD_COMMIT_ITEMS_MAX (ledger items per transaction) */
     uint32_t idempotency_ttl_seconds; /* LEDGERD_IDEMPOTENCY_TTL_SECONDS */
-    bool idempotency_required;    /* LEDGERD_IDEMPOTENCY_REQUIRED true|false */
-    uint32_t connections_max;     /* LEDGERD_CONNECTIONS_MAX */
-    uint32_t per_ip_connections_max; /* LEDGERD_PER_IP_CONNECTIONS_MAX */
+    bool idempotency_required;        /* LEDGERD_IDEMPOTENCY_REQUIRED true|false */
+    uint32_t connections_max;         /* LEDGERD_CONNECTIONS_MAX */
+    uint32_t per_ip_connections_max;  /* LEDGERD_PER_IP_CONNECTIONS_MAX */
     uint32_t connection_timeout_seconds; /* LEDGERD_CONNECTION_TIMEOUT_SECONDS */
     uint32_t shutdown_timeout_seconds;   /* LEDGERD_SHUTDOWN_TIMEOUT_SECONDS */
-    uint32_t expiry_interval_ms;  /* LEDGERD_EXPIRY_INTERVAL_MS */
+    uint32_t expiry_interval_ms;         /* LEDGERD_EXPIRY_INTERVAL_MS */
 };
 
 /* Getter for environment variables, so tests can supply their own. Returns NULL when unset. */

@@ -35,8 +35,7 @@ void ledger_book_reset(struct ledger_book *b);
 int ledger_book_account_load(struct ledger_book *b, const struct ledger_account *a);
 int ledger_book_transfer_load(struct ledger_book *b, const struct ledger_transfer *t);
 /* Lookups (NULL when not in the book). The pointers stay valid until reset. */
-const struct ledger_account *ledger_book_account_find(const struct ledger_book *b,
-                                                      const char *id);
+const struct ledger_account *ledger_book_account_find(const struct ledger_book *b, const char *id);
 const struct ledger_transfer *ledger_book_transfer_find(const struct ledger_book *b,
                                                         const char *id);
 /* Room left, so the caller can stop adding items before the book is full. */

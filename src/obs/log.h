@@ -33,9 +33,8 @@ void log_event(enum config_log_level level, const struct log_ctx *ctx, const cha
                const char *fields_json);
 
 /* printf-style convenience for lifecycle messages without extra fields. */
-__attribute__((format(printf, 3, 4))) void log_msgf(enum config_log_level level,
-                                                    const struct log_ctx *ctx, const char *fmt,
-                                                    ...);
+__attribute__((format(printf, 3, 4))) void
+log_msgf(enum config_log_level level, const struct log_ctx *ctx, const char *fmt, ...);
 
 /* Lines that could not be written (short write, EAGAIN). */
 uint64_t log_dropped(void);

@@ -17,11 +17,11 @@
 #define TRACE_PARENT_LEN 55
 
 struct trace_context {
-    char trace_id[TRACE_ID_HEX_LEN + 1];     /* lower-case hex */
-    char parent_id[TRACE_SPAN_HEX_LEN + 1];  /* caller's span, "" when the trace is new */
-    char span_id[TRACE_SPAN_HEX_LEN + 1];    /* this server span */
-    uint8_t flags;                           /* trace-flags; bit 0 = sampled */
-    bool continued;                          /* true when a valid traceparent came in */
+    char trace_id[TRACE_ID_HEX_LEN + 1];           /* lower-case hex */
+    char parent_id[TRACE_SPAN_HEX_LEN + 1];        /* caller's span, "" when the trace is new */
+    char span_id[TRACE_SPAN_HEX_LEN + 1];          /* this server span */
+    uint8_t flags;                                 /* trace-flags; bit 0 = sampled */
+    bool continued;                                /* true when a valid traceparent came in */
     char tracestate[LIMIT_TRACESTATE_LEN_MAX + 1]; /* "" when absent or invalid */
 };
 

@@ -56,8 +56,8 @@ struct commit_cmd {
 };
 
 struct commit_config {
-    uint32_t queue_depth_max;   /* commands waiting; full -> -EAGAIN */
-    uint32_t items_max;         /* ledger items per transaction (<= LIMIT_COMMIT_ITEMS_MAX) */
+    uint32_t queue_depth_max; /* commands waiting; full -> -EAGAIN */
+    uint32_t items_max;       /* ledger items per transaction (<= LIMIT_COMMIT_ITEMS_MAX) */
     uint32_t idempotency_ttl_seconds;
     uint32_t expiry_interval_ms; /* how often to look for due pendings when idle */
 };

@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 struct store_migration {
-    uint32_t version;  /* NNNN */
-    const char *name;  /* the name part of the file name */
-    const char *sql;   /* file content, NUL-terminated */
-    size_t sql_len;    /* bytes, without the NUL */
+    uint32_t version; /* NNNN */
+    const char *name; /* the name part of the file name */
+    const char *sql;  /* file content, NUL-terminated */
+    size_t sql_len;   /* bytes, without the NUL */
 };
 
 /* In version order, no gaps checked here (store_migrate_up checks). */

@@ -80,8 +80,8 @@ struct store_page {
 int store_accounts_list(struct store *s, const char *ledger, struct store_page *page,
                         store_account_fn fn, void *ctx);
 /* Transfers whose debit or credit account is account_id. */
-int store_account_transfers_list(struct store *s, const char *account_id,
-                                 struct store_page *page, store_transfer_fn fn, void *ctx);
+int store_account_transfers_list(struct store *s, const char *account_id, struct store_page *page,
+                                 store_transfer_fn fn, void *ctx);
 
 /* A stored idempotent response. */
 struct store_idem_record {
