@@ -62,7 +62,7 @@ fuzz: deps-test
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_decode
 	@bash scripts/fuzz.sh $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS)
 
-test: deps-test fmt-check build test-unit test-system test-asan fuzz
+test: deps-test fmt-check build test-unit test-system test-asan fuzz lint
 	@echo "make test: all suites passed"
 
 fmt:

@@ -41,6 +41,11 @@ static void check_errors(const struct ledger_decode_errors *errs)
     }
 }
 
+/* jansson, the reference, cannot parse numbers beyond int64/double that the decoder accepts
+ * inside metadata (and only there: anywhere else they are field errors). For such inputs the
+ * checks that compare with the reference are skipped; the structural ones still run. */
+static bool oracle_blind;
+
 static bool id_ok(const char *id, bool may_be_empty)
 {
     return (may_be_empty && id[0] == '\0') || ids_resource_id_valid(id, strlen(id));
@@ -54,11 +59,14 @@ static void check_metadata(struct ledger_text m, json_t *sent)
         return;
     }
     ASSERT(m.len <= LIMIT_METADATA_BYTES_MAX);
-    json_error_t err;
-    json_t *v = json_loadb(m.ptr, m.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
-    ASSERT(v != NULL && json_is_object(v));
-    ASSERT(sent != NULL && json_equal(v, sent));
-    json_decref(v);
+    ASSERT(m.ptr[0] == '{' && m.ptr[m.len - 1] == '}');
+    if (!oracle_blind) {
+        json_error_t err;
+        json_t *v = json_loadb(m.ptr, m.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+        ASSERT(v != NULL && json_is_object(v));
+        ASSERT(sent != NULL && json_equal(v, sent));
+        json_decref(v);
+    }
     bool in_string = false;
     bool escaped = false;
     for (size_t i = 0; i < m.len; i++) {
@@ -82,7 +90,7 @@ static void check_rendered(const struct buf *b)
 {
     json_error_t err;
     json_t *v = json_loadb(b->data, b->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
-    ASSERT(v != NULL);
+    ASSERT(v != NULL || oracle_blind);
     json_decref(v);
 }
 
@@ -109,7 +117,7 @@ static void check_transfer(const struct ledger_transfer *t, json_t *sent)
     size_t n = u128_format(t->amount, digits);
     u128 back = 0;
     ASSERT(u128_parse(digits, n, &back) == 0 && back == t->amount);
-    if ((t->present & LEDGER_FIELD_AMOUNT) != 0) {
+    if ((t->present & LEDGER_FIELD_AMOUNT) != 0 && !oracle_blind) {
         json_t *a = json_object_get(sent, "amount");
         ASSERT(json_is_string(a) && strcmp(json_string_value(a), digits) == 0);
     }
@@ -127,7 +135,9 @@ static json_t *reference(const uint8_t *data, size_t size)
     json_error_t err;
     json_t *doc =
         json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
-    ASSERT(doc != NULL && json_is_object(doc));
+    oracle_blind = doc == NULL &&
+                   (strstr(err.text, "too big") != NULL || strstr(err.text, "overflow") != NULL);
+    ASSERT(oracle_blind || (doc != NULL && json_is_object(doc)));
     return doc;
 }
 
@@ -172,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                      &errs) == 0) {
         json_t *doc = reference(data, size);
         json_t *items = json_object_get(doc, "transfers");
-        ASSERT(n >= 1 && n == json_array_size(items));
+        ASSERT(n >= 1 && (oracle_blind || n == json_array_size(items)));
         for (size_t i = 0; i < n; i++) {
             check_transfer(&batch[i], json_array_get(items, i));
         }
