@@ -9,7 +9,8 @@ FUZZ_SECONDS ?= 30
 PYTEST ?= /usr/bin/python3 -m pytest -q -p no:cacheprovider
 C_SOURCES = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
-.PHONY: all build run test test-unit test-system test-asan fuzz lint fmt fmt-check clean deps deps-test
+.PHONY: all build run test test-unit test-system test-asan fuzz lint fmt fmt-check clean deps deps-test \
+        bench bench-quick
 
 all: build
 
@@ -64,6 +65,14 @@ fuzz: deps-test
 
 test: deps-test fmt-check build test-unit test-system test-asan fuzz lint
 	@echo "make test: all suites passed"
+
+# Benchmarks against references measured in the same run (bench/README.md); results are
+# appended to bench/RESULTS.md. They build their own Release binary.
+bench:
+	@bash bench/run.sh full
+
+bench-quick:
+	@bash bench/run.sh quick
 
 fmt:
 	@clang-format -i $(C_SOURCES)

@@ -6,9 +6,10 @@ build=${1:-build}
 status=0
 
 echo "lint: banned functions"
-if grep -rnE '\b(sprintf|strcpy|strcat|strncpy|strtok|atoi|gets|localtime)\s*\(' src tests bench \
+mapfile -t code_dirs < <(for d in src tests bench; do [ -d "$d" ] && echo "$d"; done)
+if grep -rnE '\b(sprintf|strcpy|strcat|strncpy|strtok|atoi|gets|localtime)\s*\(' "${code_dirs[@]}" \
     --include='*.c' --include='*.h' | grep -v 'snprintf\|vsnprintf'; then
-    echo "lint: banned functions found (see STYLE in docs/architecture.md)" >&2
+    echo "lint: banned functions found: use snprintf, memcpy with lengths, strtoul with checks, gmtime_r" >&2
     status=1
 fi
 
