@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/assert.h"
 #include "core/clock.h"
@@ -144,8 +145,30 @@ struct sq_conn {
     struct sq_conn *next; /* in sq_store.readers */
 };
 
+/* WAL checkpoints run on their own thread and connection, so the commit worker never copies
+ * pages into the database file or waits for its fsync: after a commit leaves at least
+ * SQ_CHECKPOINT_PAGES frames in the WAL, the checkpointer runs a PASSIVE checkpoint (which
+ * blocks neither readers nor the writer). Should it fall behind by SQ_WAL_PAGES_MAX frames,
+ * the writer checkpoints itself, as SQLite's default would, which bounds the WAL's size. */
+#define SQ_CHECKPOINT_PAGES 1000
+#define SQ_WAL_PAGES_MAX 100000
+#define SQ_CHECKPOINT_IDLE_MS 1000
+/* The writer's page cache: the hot accounts and index pages of a busy ledger stay in memory
+ * (SQLite's default is 2 MiB). Negative means KiB. */
+#define SQ_WRITER_CACHE_KIB 65536
+
+struct sq_checkpointer {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool due;
+    bool stop;
+    struct sq_conn conn;
+};
+
 struct sq_store {
     char path[PATH_MAX];
+    struct sq_checkpointer ckpt;
     struct sq_conn writer;    /* the commit worker's */
     pthread_key_t reader_key; /* this thread's struct sq_conn * */
     pthread_mutex_t readers_lock;
@@ -487,6 +510,92 @@ static int sq_pragma_expect(struct sq_conn *c, const char *sql, const char *want
     return ret;
 }
 
+static void *sq_checkpointer_main(void *arg)
+{
+    struct sq_store *s = arg;
+    struct sq_checkpointer *k = &s->ckpt;
+    pthread_mutex_lock(&k->lock);
+    while (!k->stop) {
+        if (!k->due) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += SQ_CHECKPOINT_IDLE_MS / 1000;
+            (void)pthread_cond_timedwait(&k->wake, &k->lock, &until);
+        }
+        k->due = false;
+        if (k->stop) {
+            break;
+        }
+        pthread_mutex_unlock(&k->lock);
+        int wal_pages = 0;
+        int copied_pages = 0;
+        int rc = sqlite3_wal_checkpoint_v2(k->conn.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal_pages,
+                                           &copied_pages);
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) {
+            (void)sq_fail(&k->conn, rc, "checkpoint");
+        }
+        pthread_mutex_lock(&k->lock);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+/* Runs on the writer after every commit (sqlite3_wal_hook). */
+static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int wal_pages)
+{
+    struct sq_store *s = arg;
+    if (wal_pages >= SQ_WAL_PAGES_MAX) {
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (wal_pages >= SQ_CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&s->ckpt.lock);
+        s->ckpt.due = true;
+        pthread_cond_signal(&s->ckpt.wake);
+        pthread_mutex_unlock(&s->ckpt.lock);
+    }
+    return SQLITE_OK;
+}
+
+static int sq_checkpointer_start(struct sq_store *s, struct buf *err)
+{
+    struct sq_checkpointer *k = &s->ckpt;
+    int rc = sq_open_conn(&k->conn, s->path, SQLITE_OPEN_READWRITE, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = sq_exec(&k->conn, "PRAGMA synchronous = FULL", "checkpointer setup");
+    if (rc != 0) {
+        sq_conn_close(&k->conn);
+        return rc;
+    }
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->wake, NULL);
+    k->due = false;
+    k->stop = false;
+    if (pthread_create(&k->thread, NULL, sq_checkpointer_main, s) != 0) {
+        (void)buf_append_str(err, "cannot start the checkpoint thread");
+        pthread_cond_destroy(&k->wake);
+        pthread_mutex_destroy(&k->lock);
+        sq_conn_close(&k->conn);
+        return -ENOMEM;
+    }
+    sqlite3_wal_hook(s->writer.db, sq_wal_hook, s);
+    return 0;
+}
+
+static void sq_checkpointer_stop(struct sq_store *s)
+{
+    struct sq_checkpointer *k = &s->ckpt;
+    sqlite3_wal_hook(s->writer.db, NULL, NULL);
+    pthread_mutex_lock(&k->lock);
+    k->stop = true;
+    pthread_cond_signal(&k->wake);
+    pthread_mutex_unlock(&k->lock);
+    pthread_join(k->thread, NULL);
+    pthread_cond_destroy(&k->wake);
+    pthread_mutex_destroy(&k->lock);
+    sq_conn_close(&k->conn);
+}
+
 static int sq_open(const char *location, void **be_out, struct buf *err)
 {
     size_t len = strlen(location);
@@ -517,7 +626,12 @@ static int sq_open(const char *location, void **be_out, struct buf *err)
     if (rc != 0) {
         goto out_close;
     }
-    rc = sq_exec(&s->writer, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", "writer setup");
+    char pragmas[160];
+    snprintf(pragmas, sizeof(pragmas),
+             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+             "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -%d",
+             SQ_WRITER_CACHE_KIB);
+    rc = sq_exec(&s->writer, pragmas, "writer setup");
     if (rc == 0) {
         rc = sq_exec(&s->writer, sq_bootstrap_sql, "create schema_migrations");
     }
@@ -525,15 +639,21 @@ static int sq_open(const char *location, void **be_out, struct buf *err)
         (void)buf_appendf(err, "cannot prepare %s: %s", s->path, sqlite3_errmsg(s->writer.db));
         goto out_close;
     }
+    rc = sq_checkpointer_start(s, err);
+    if (rc != 0) {
+        goto out_close;
+    }
     if (pthread_key_create(&s->reader_key, NULL) != 0) {
         (void)buf_append_str(err, "out of thread-specific keys");
         rc = -ENOMEM;
-        goto out_close;
+        goto out_stop_checkpointer;
     }
     pthread_mutex_init(&s->readers_lock, NULL);
     *be_out = s;
     return 0;
 
+out_stop_checkpointer:
+    sq_checkpointer_stop(s);
 out_close:
     sq_conn_close(&s->writer);
 out_free:
@@ -554,6 +674,7 @@ static void sq_close(void *be)
         free(c);
         c = next;
     }
+    sq_checkpointer_stop(s);
     /* Closing the last connection checkpoints the WAL into the database file. */
     sq_conn_close(&s->writer);
     pthread_key_delete(s->reader_key);
