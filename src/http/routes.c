@@ -278,13 +278,14 @@ static int http_render_transfer_row(void *ctx, const struct ledger_transfer *t)
     return ledger_render_transfer(&req->resp, t);
 }
 
-enum http_outcome http_handle_account_get(struct http_request *req)
+/* Finishes a point read: 200 with what the row callback rendered, 404 with not_found_code,
+ * or 503 when the store failed. */
+static enum http_outcome http_point_read_done(struct http_request *req, int rc,
+                                              const char *not_found_code,
+                                              const char *not_found_detail)
 {
-    int rc = req->path_id_valid
-                 ? store_account_get(req->server->store, req->path_id, http_render_account_row, req)
-                 : -ENOENT;
     if (rc == -ENOENT) {
-        http_problem(req, 404, "account_not_found", "no account has this id", NULL, 0, NULL);
+        http_problem(req, 404, not_found_code, not_found_detail, NULL, 0, NULL);
         return HTTP_REPLIED;
     }
     if (rc != 0) {
@@ -294,20 +295,20 @@ enum http_outcome http_handle_account_get(struct http_request *req)
     return HTTP_REPLIED;
 }
 
+enum http_outcome http_handle_account_get(struct http_request *req)
+{
+    int rc = req->path_id_valid
+                 ? store_account_get(req->server->store, req->path_id, http_render_account_row, req)
+                 : -ENOENT;
+    return http_point_read_done(req, rc, "account_not_found", "no account has this id");
+}
+
 enum http_outcome http_handle_transfer_get(struct http_request *req)
 {
     int rc = req->path_id_valid ? store_transfer_get(req->server->store, req->path_id,
                                                      http_render_transfer_row, req)
                                 : -ENOENT;
-    if (rc == -ENOENT) {
-        http_problem(req, 404, "transfer_not_found", "no transfer has this id", NULL, 0, NULL);
-        return HTTP_REPLIED;
-    }
-    if (rc != 0) {
-        return http_storage_failed(req);
-    }
-    http_reply_json(req, 200);
-    return HTTP_REPLIED;
+    return http_point_read_done(req, rc, "transfer_not_found", "no transfer has this id");
 }
 
 /* Query parameters of a list: ?limit=&cursor= and, where allowed, ?ledger=. */
