@@ -699,38 +699,49 @@ static void decoder_init(struct decoder *d, const char *body, size_t len,
     errors_clear(errs);
 }
 
-int ledger_decode_account(const char *body, size_t len, struct ledger_account *out,
-                          struct ledger_arena *arena, struct ledger_decode_errors *errs)
+/* The shape both single-object decoders share: load the document, then read the fields of
+ * its top-level object into out (already zeroed by the caller). */
+typedef void (*fields_fn)(struct item *it, json_t *obj, void *out);
+
+static void account_fields_any(struct item *it, json_t *obj, void *out)
 {
-    ASSERT(out != NULL);
+    account_fields(it, obj, out);
+}
+
+static void transfer_fields_any(struct item *it, json_t *obj, void *out)
+{
+    transfer_fields(it, obj, out);
+}
+
+static int decode_object(const char *body, size_t len, fields_fn fields, void *out,
+                         struct ledger_arena *arena, struct ledger_decode_errors *errs)
+{
     struct decoder d;
     decoder_init(&d, body, len, arena, errs);
-    memset(out, 0, sizeof(*out));
     json_t *doc = document_load(&d);
     if (doc == NULL) {
         return -EINVAL;
     }
     struct item it = {&d, "", body_start(&d)};
-    account_fields(&it, doc, out);
+    fields(&it, doc, out);
     json_decref(doc);
     return errs->count_total == 0 ? 0 : -EINVAL;
+}
+
+int ledger_decode_account(const char *body, size_t len, struct ledger_account *out,
+                          struct ledger_arena *arena, struct ledger_decode_errors *errs)
+{
+    ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    return decode_object(body, len, account_fields_any, out, arena, errs);
 }
 
 int ledger_decode_transfer(const char *body, size_t len, struct ledger_transfer *out,
                            struct ledger_arena *arena, struct ledger_decode_errors *errs)
 {
     ASSERT(out != NULL);
-    struct decoder d;
-    decoder_init(&d, body, len, arena, errs);
     memset(out, 0, sizeof(*out));
-    json_t *doc = document_load(&d);
-    if (doc == NULL) {
-        return -EINVAL;
-    }
-    struct item it = {&d, "", body_start(&d)};
-    transfer_fields(&it, doc, out);
-    json_decref(doc);
-    return errs->count_total == 0 ? 0 : -EINVAL;
+    return decode_object(body, len, transfer_fields_any, out, arena, errs);
 }
 
 static void batch_items(struct decoder *d, json_t *items, size_t raw, struct ledger_transfer *out)
