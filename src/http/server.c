@@ -54,10 +54,7 @@ void http_problem(struct http_request *req, int status, const char *code, const 
     req->status = status;
     req->content_type = "application/problem+json";
     req->problem_code = code;
-    if (status >= 500) {
-        struct log_ctx lc = {req->request_id, req->trace.trace_id, req->trace.span_id};
-        log_msgf(CONFIG_LOG_WARN, &lc, "request failed: %s", code);
-    }
+    /* Logged once, in the request's access line (with this code and a severity by status). */
 }
 
 static enum MHD_Result http_add_header(struct MHD_Response *r, const char *name, const char *value)
@@ -610,7 +607,12 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         (void)buf_appendf(&fields, ",\"terminated\":%d", (int)toe);
     }
     struct log_ctx lc = {req->request_id, req->trace.trace_id, req->trace.span_id};
-    log_event(CONFIG_LOG_INFO, &lc, "request", fields.data);
+    /* A refusal under load (503) is a warning; any other 5xx is a server error. */
+    int status = req->state == HTTP_REQ_REPLIED ? req->status : 0;
+    enum config_log_level level = status == 503   ? CONFIG_LOG_WARN
+                                  : status >= 500 ? CONFIG_LOG_ERROR
+                                                  : CONFIG_LOG_INFO;
+    log_event(level, &lc, "request", fields.data);
     buf_release(&fields);
     /* A request completed while suspended cannot happen: MHD keeps suspended connections. */
     ASSERT(req->state != HTTP_REQ_WAITING);
