@@ -66,36 +66,6 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Offset of the first [ or { that opens level LIMIT_JSON_DEPTH_MAX + 1, or len when none.
- * Works on any bytes: it only needs to know what is inside a string. */
-static size_t depth_exceeded_at(const char *s, size_t len)
-{
-    size_t depth = 0;
-    bool in_string = false;
-    bool escaped = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_string) {
-            if (escaped) {
-                escaped = false;
-            } else if (c == '\\') {
-                escaped = true;
-            } else if (c == '"') {
-                in_string = false;
-            }
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > LIMIT_JSON_DEPTH_MAX) {
-                return i;
-            }
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
-        }
-    }
-    return len;
-}
-
 /* RFC 8259 §6 number grammar: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
  * Sets *integer when there is neither fraction nor exponent. */
 static bool number_grammar_ok(const char *s, size_t len, bool *integer)
@@ -163,17 +133,24 @@ static bool number_out_of_range(const char *s, size_t len)
     return isinf(v);
 }
 
-/* A JSON number too large for jansson would make the whole document "malformed", although it
- * is valid JSON and only its field is wrong. Returns a copy of the body in which every such
- * number is replaced, byte for byte, by a string of '#' of the same length ("#" fits no field
- * grammar), so offsets stay true and the field gets its own error. NULL when there is none (or
- * no memory: then jansson refuses the number as before). Caller frees. Metadata is always
- * taken from the original bytes, so there such numbers stay verbatim. */
-static char *numbers_patched(const char *s, size_t len)
+/* One pass over the raw bytes before jansson sees them (it only needs to know what is inside
+ * a string):
+ * - depth: returns the offset of the first [ or { that opens level LIMIT_JSON_DEPTH_MAX + 1, or
+ *   len when none (then nothing is patched).
+ * - numbers: a JSON number too large for jansson would make the whole document "malformed",
+ *   although it is valid JSON and only its field is wrong. *patched receives a copy of the body
+ *   in which every such number is replaced, byte for byte, by a string of '#' of the same
+ *   length ("#" fits no field grammar), so offsets stay true and the field gets its own error;
+ *   NULL when there is none (or no memory: then jansson refuses the number as before). Caller
+ *   frees. Metadata is always taken from the original bytes, so there such numbers stay
+ *   verbatim. */
+static size_t raw_prescan(const char *s, size_t len, char **patched)
 {
     char *copy = NULL;
+    size_t depth = 0;
     bool in_string = false;
     bool escaped = false;
+    *patched = NULL;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (in_string) {
@@ -188,31 +165,34 @@ static char *numbers_patched(const char *s, size_t len)
         }
         if (c == '"') {
             in_string = true;
-            continue;
-        }
-        if (c != '-' && (c < '0' || c > '9')) {
-            continue;
-        }
-        size_t end = i;
-        while (end < len && s[end] != '\0' && strchr("0123456789+-.eE", s[end]) != NULL) {
-            end++;
-        }
-        if (number_out_of_range(s + i, end - i)) {
-            ASSERT(end - i >= 2); /* the shortest such number is "1e309" */
-            if (copy == NULL) {
-                copy = malloc(len);
-                if (copy == NULL) {
-                    return NULL;
-                }
-                memcpy(copy, s, len);
+        } else if (c == '[' || c == '{') {
+            if (++depth > LIMIT_JSON_DEPTH_MAX) {
+                free(copy);
+                return i;
             }
-            copy[i] = '"';
-            memset(copy + i + 1, '#', end - i - 2);
-            copy[end - 1] = '"';
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t end = i;
+            while (end < len && s[end] != '\0' && strchr("0123456789+-.eE", s[end]) != NULL) {
+                end++;
+            }
+            if (number_out_of_range(s + i, end - i)) {
+                ASSERT(end - i >= 2); /* the shortest such number is "1e309" */
+                if (copy == NULL && (copy = malloc(len)) != NULL) {
+                    memcpy(copy, s, len);
+                }
+                if (copy != NULL) {
+                    copy[i] = '"';
+                    memset(copy + i + 1, '#', end - i - 2);
+                    copy[end - 1] = '"';
+                }
+            }
+            i = end - 1;
         }
-        i = end - 1;
     }
-    return copy;
+    *patched = copy;
+    return len;
 }
 
 /* The scanners below run on text jansson accepted; running off the end would mean the two
@@ -652,14 +632,14 @@ static void transfer_fields(struct item *it, json_t *obj, struct ledger_transfer
  * error recorded. */
 static json_t *document_load(struct decoder *d)
 {
-    size_t at = depth_exceeded_at(d->body, d->len);
+    char *patched = NULL;
+    size_t at = raw_prescan(d->body, d->len, &patched);
     if (at < d->len) {
         error_add(d->errs, "", "", "malformed_json", "nesting deeper than %d at byte %zu",
                   LIMIT_JSON_DEPTH_MAX, at);
         return NULL;
     }
     json_error_t jerr;
-    char *patched = numbers_patched(d->body, d->len);
     json_t *doc = json_loadb(patched != NULL ? patched : d->body, d->len,
                              JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     free(patched);
