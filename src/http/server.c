@@ -29,6 +29,15 @@
 
 static const char http_principal_anonymous[] = "anonymous";
 
+/* The methods ledgerd names: for parsing the request line and for building Allow. */
+static const struct {
+    const char *name;
+    enum http_method bit;
+} http_methods[] = {{"GET", HTTP_GET},        {"POST", HTTP_POST},     {"PUT", HTTP_PUT},
+                    {"PATCH", HTTP_PATCH},    {"DELETE", HTTP_DELETE}, {"HEAD", HTTP_HEAD},
+                    {"OPTIONS", HTTP_OPTIONS}};
+#define HTTP_METHODS_COUNT (sizeof(http_methods) / sizeof(http_methods[0]))
+
 /* ---------------------------------------------------------------------------------------
  * Replies
  * ------------------------------------------------------------------------------------- */
@@ -98,15 +107,11 @@ static enum MHD_Result http_send(struct http_request *req)
     }
     if (req->status == 405) {
         char allow[64] = "";
-        static const struct {
-            unsigned bit;
-            const char *name;
-        } names[] = {{HTTP_GET, "GET"}, {HTTP_POST, "POST"}};
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-            if (req->allow & names[i].bit) {
+        for (size_t i = 0; i < HTTP_METHODS_COUNT; i++) {
+            if (req->allow & http_methods[i].bit) {
                 size_t used = strlen(allow);
                 snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "",
-                         names[i].name);
+                         http_methods[i].name);
             }
         }
         ok = ok && http_add_header(r, MHD_HTTP_HEADER_ALLOW, allow);
@@ -130,15 +135,9 @@ static enum MHD_Result http_send(struct http_request *req)
 
 static enum http_method http_method_parse(const char *m)
 {
-    static const struct {
-        const char *name;
-        enum http_method bit;
-    } methods[] = {{"GET", HTTP_GET},        {"POST", HTTP_POST},     {"PUT", HTTP_PUT},
-                   {"PATCH", HTTP_PATCH},    {"DELETE", HTTP_DELETE}, {"HEAD", HTTP_HEAD},
-                   {"OPTIONS", HTTP_OPTIONS}};
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-        if (strcmp(m, methods[i].name) == 0) {
-            return methods[i].bit;
+    for (size_t i = 0; i < HTTP_METHODS_COUNT; i++) {
+        if (strcmp(m, http_methods[i].name) == 0) {
+            return http_methods[i].bit;
         }
     }
     return HTTP_OTHER;
@@ -209,8 +208,12 @@ static bool http_content_length(struct http_request *req, uint64_t *out)
 {
     size_t len = 0;
     const char *v = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH, &len);
-    if (v == NULL || len == 0 || len > 19) {
-        return v != NULL && len > 19 ? (*out = UINT64_MAX, true) : false;
+    if (v == NULL || len == 0) {
+        return false;
+    }
+    if (len > 19) {
+        *out = UINT64_MAX; /* more digits than any body we take */
+        return true;
     }
     uint64_t n = 0;
     for (size_t i = 0; i < len; i++) {
@@ -242,11 +245,18 @@ static struct http_request *http_request_new(struct http_server *srv, struct MHD
     return req;
 }
 
-static void http_request_free(struct http_request *req)
+/* Releases req's claim on its idempotency key, if it holds one. */
+static void http_idem_release(struct http_request *req)
 {
     if (req->idem_claimed) {
         idem_release(req->server->idem, http_principal_anonymous, req->idempotency_key);
+        req->idem_claimed = false;
     }
+}
+
+static void http_request_free(struct http_request *req)
+{
+    http_idem_release(req);
     buf_release(&req->body);
     buf_release(&req->resp);
     buf_release(&req->cmd.body);
@@ -403,8 +413,7 @@ static bool http_idempotency(struct http_request *req)
     if (rc == -ENOENT) {
         return false;
     }
-    idem_release(srv->idem, http_principal_anonymous, req->idempotency_key);
-    req->idem_claimed = false;
+    http_idem_release(req);
     if (rc != 0) {
         req->retry_after_seconds = 1;
         http_problem(req, 503, "storage_unavailable", "the database is unavailable", NULL, 0, NULL);
@@ -425,11 +434,8 @@ static bool http_idempotency(struct http_request *req)
 static void http_command_done(struct commit_cmd *cmd)
 {
     struct http_request *req = cmd->done_ctx;
-    if (req->idem_claimed) {
-        /* After the commit: a retry now finds the stored record. */
-        idem_release(req->server->idem, http_principal_anonymous, req->idempotency_key);
-        req->idem_claimed = false;
-    }
+    /* After the commit: a retry now finds the stored record. */
+    http_idem_release(req);
     req->state = HTTP_REQ_RESUMED;
     MHD_resume_connection(req->conn);
 }
@@ -463,10 +469,7 @@ enum http_outcome http_submit(struct http_request *req)
         req->close_connection = true;
         http_problem(req, 503, "shutting_down", "the server is shutting down", NULL, 0, NULL);
     }
-    if (req->idem_claimed) {
-        idem_release(req->server->idem, http_principal_anonymous, req->idempotency_key);
-        req->idem_claimed = false;
-    }
+    http_idem_release(req);
     /* The reply is ready; the access handler sends it once resumed. */
     req->state = HTTP_REQ_RESUMED;
     req->cmd.status = 0;
