@@ -57,10 +57,16 @@ _Static_assert(LIMIT_COMMIT_ITEMS_MAX >= LIMIT_BATCH_TRANSFERS_MAX,
 #define LIMIT_IDEMPOTENCY_PURGE_MAX 1024
 
 /* Working set of one transaction: every account and transfer an item can touch.
- * A transfer item touches itself, its pending transfer and up to four accounts
- * (its own two and its pending transfer's two); an expiry touches one transfer and two accounts. */
-#define LIMIT_BOOK_TRANSFERS_MAX (2 * LIMIT_COMMIT_ITEMS_MAX + LIMIT_EXPIRY_SWEEP_MAX)
+ * A transfer item touches itself, its pending transfer and up to four accounts (its own two
+ * and its pending transfer's two); an expiry touches one transfer and two accounts. A transfer
+ * that already exists is loaded by the prefetch and still occupies a slot when the rules apply
+ * the batch, which may then need a slot for every item again: three transfer slots per item. */
+#define LIMIT_BOOK_TRANSFERS_MAX (3 * LIMIT_COMMIT_ITEMS_MAX + LIMIT_EXPIRY_SWEEP_MAX)
 #define LIMIT_BOOK_ACCOUNTS_MAX (4 * LIMIT_COMMIT_ITEMS_MAX + 2 * LIMIT_EXPIRY_SWEEP_MAX)
+/* Every account and transfer in the book may carry full-size metadata. The arena is reserved
+ * up front but touched only as used, so the worst case costs address space, not memory. */
+#define LIMIT_BOOK_METADATA_BYTES_MAX                                                              \
+    (((size_t)LIMIT_BOOK_ACCOUNTS_MAX + LIMIT_BOOK_TRANSFERS_MAX) * LIMIT_METADATA_BYTES_MAX)
 
 /* Commit queue: commands waiting for the commit worker; full -> 503 queue_full. */
 #define LIMIT_QUEUE_DEPTH_DEFAULT 4096

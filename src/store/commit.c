@@ -27,15 +27,6 @@
 /* Expired idempotency records are purged this often, when the worker is idle. */
 #define COMMIT_PURGE_INTERVAL_NS (60ll * 1000 * 1000 * 1000)
 
-/* The book holds what one transaction can touch (limits.h). A transfer item that already
- * exists is loaded by the prefetch and still counts as room ledger_book_transfers_apply must
- * find, so each item may need one more transfer slot than LIMIT_BOOK_TRANSFERS_MAX counts. */
-#define COMMIT_BOOK_TRANSFERS_MAX (LIMIT_BOOK_TRANSFERS_MAX + LIMIT_COMMIT_ITEMS_MAX)
-/* Every account and transfer in the book may carry full-size metadata. The arena is reserved,
- * not touched, so the worst case costs address space rather than memory. */
-#define COMMIT_BOOK_METADATA_BYTES_MAX                                                             \
-    (((size_t)LIMIT_BOOK_ACCOUNTS_MAX + COMMIT_BOOK_TRANSFERS_MAX) * LIMIT_METADATA_BYTES_MAX)
-
 struct commit {
     struct store *store;
     struct commit_config cfg;
@@ -551,8 +542,8 @@ int commit_start(struct store *s, const struct commit_config *cfg, struct commit
     if (c->results == NULL || c->stored == NULL || c->due_ids == NULL) {
         goto out_free;
     }
-    rc = ledger_book_new(LIMIT_BOOK_ACCOUNTS_MAX, COMMIT_BOOK_TRANSFERS_MAX,
-                         COMMIT_BOOK_METADATA_BYTES_MAX, &c->book);
+    rc = ledger_book_new(LIMIT_BOOK_ACCOUNTS_MAX, LIMIT_BOOK_TRANSFERS_MAX,
+                         LIMIT_BOOK_METADATA_BYTES_MAX, &c->book);
     if (rc != 0) {
         goto out_free;
     }
