@@ -68,6 +68,15 @@ _Static_assert(LIMIT_COMMIT_ITEMS_MAX >= LIMIT_BATCH_TRANSFERS_MAX,
 #define LIMIT_BOOK_METADATA_BYTES_MAX                                                              \
     (((size_t)LIMIT_BOOK_ACCOUNTS_MAX + LIMIT_BOOK_TRANSFERS_MAX) * LIMIT_METADATA_BYTES_MAX)
 
+/* WAL write coalescing (store/walbuf.c): appends gathered per WAL before they are written, and
+ * the size of each write(2) that hands them over. SQLite's own writes are at most one page, and
+ * its unix VFS accepts at most 128 KiB minus one byte per write: the chunk stays at the largest
+ * page size. */
+#define LIMIT_WALBUF_BYTES (1024u * 1024u)
+#define LIMIT_WALBUF_CHUNK_BYTES (64u * 1024u)
+_Static_assert(LIMIT_WALBUF_BYTES % LIMIT_WALBUF_CHUNK_BYTES == 0,
+               "the buffer is handed over in whole chunks");
+
 /* Commit queue: commands waiting for the commit worker; full -> 503 queue_full. */
 #define LIMIT_QUEUE_DEPTH_DEFAULT 4096
 #define LIMIT_QUEUE_DEPTH_CEILING 1048576

@@ -476,6 +476,7 @@ static void commit_wait(struct commit *c)
 static void *commit_main(void *arg)
 {
     struct commit *c = arg;
+    (void)pthread_setname_np(pthread_self(), "ledgerd-commit"); /* for top -H, perf, gdb */
     if (store_wr_next_deadline(c->store, &c->next_deadline_ms) != 0) {
         c->next_deadline_ms = 1; /* unknown: let the first idle moment sweep */
     }

@@ -21,8 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/assert.h"
 #include "core/clock.h"
@@ -32,6 +34,7 @@
 #include "obs/log.h"
 #include "store/migrations.h"
 #include "store/store_internal.h"
+#include "store/walbuf.h"
 
 /* How long a connection waits for a lock held by another connection before -EBUSY. */
 #define SQLITE_BUSY_TIMEOUT_MS 5000
@@ -153,6 +156,8 @@ struct sq_conn {
 #define SQ_CHECKPOINT_PAGES 1000
 #define SQ_WAL_PAGES_MAX 100000
 #define SQ_CHECKPOINT_IDLE_MS 1000
+/* The checkpointer's nice value (see sq_checkpointer_main). */
+#define SQ_CHECKPOINT_NICE 10
 /* The writer's page cache: the hot accounts and index pages of a busy ledger stay in memory
  * (SQLite's default is 2 MiB). Negative means KiB. */
 #define SQ_WRITER_CACHE_KIB 65536
@@ -244,10 +249,12 @@ static int sq_step_done(struct sq_conn *c, sqlite3_stmt *st, const char *what)
     return ret;
 }
 
-static int sq_open_conn(struct sq_conn *c, const char *path, int flags, struct buf *err)
+/* Opens a connection; vfs NULL is SQLite's default. */
+static int sq_open_conn(struct sq_conn *c, const char *path, int flags, const char *vfs,
+                        struct buf *err)
 {
     memset(c, 0, sizeof(*c));
-    int rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) {
         if (err != NULL) {
             (void)buf_appendf(err, "cannot open %s: %s", path,
@@ -274,7 +281,7 @@ static int sq_reader(struct sq_store *s, struct sq_conn **out)
     if (c == NULL) {
         return -ENOMEM;
     }
-    int rc = sq_open_conn(c, s->path, SQLITE_OPEN_READONLY, NULL);
+    int rc = sq_open_conn(c, s->path, SQLITE_OPEN_READONLY, NULL, NULL);
     if (rc != 0) {
         goto out_free;
     }
@@ -514,6 +521,14 @@ static void *sq_checkpointer_main(void *arg)
 {
     struct sq_store *s = arg;
     struct sq_checkpointer *k = &s->ckpt;
+    (void)pthread_setname_np(pthread_self(), "ledgerd-ckpt");
+    /* Background work: on a busy core the commit worker and the I/O threads go first. Raising
+     * a thread's own nice value needs no privilege. Should the checkpointer fall far behind,
+     * the writer checkpoints itself (sq_wal_hook), so the WAL stays bounded. */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), SQ_CHECKPOINT_NICE) != 0) {
+        log_msgf(CONFIG_LOG_WARN, NULL, "checkpointer: cannot lower its priority: %s",
+                 strerror(errno));
+    }
     pthread_mutex_lock(&k->lock);
     while (!k->stop) {
         if (!k->due) {
@@ -558,7 +573,7 @@ static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int wal_pages)
 static int sq_checkpointer_start(struct sq_store *s, struct buf *err)
 {
     struct sq_checkpointer *k = &s->ckpt;
-    int rc = sq_open_conn(&k->conn, s->path, SQLITE_OPEN_READWRITE, err);
+    int rc = sq_open_conn(&k->conn, s->path, SQLITE_OPEN_READWRITE, NULL, err);
     if (rc != 0) {
         return rc;
     }
@@ -618,7 +633,14 @@ static int sq_open(const char *location, void **be_out, struct buf *err)
     if (rc != 0) {
         goto out_free;
     }
-    rc = sq_open_conn(&s->writer, s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
+    /* Only the writer appends to the WAL, so only it needs the coalescing VFS (walbuf.h). */
+    rc = store_walbuf_register();
+    if (rc != 0) {
+        (void)buf_append_str(err, "cannot register the WAL write VFS");
+        goto out_free;
+    }
+    rc = sq_open_conn(&s->writer, s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      STORE_WALBUF_VFS_NAME, err);
     if (rc != 0) {
         goto out_free;
     }
