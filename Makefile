@@ -10,7 +10,7 @@ PYTEST ?= /usr/bin/python3 -m pytest -q -p no:cacheprovider
 C_SOURCES = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all build run test test-unit test-system test-asan fuzz lint fmt fmt-check clean deps deps-test \
-        bench bench-quick
+        bench bench-quick bench-soak
 
 all: build
 
@@ -73,6 +73,10 @@ bench:
 
 bench-quick:
 	@bash bench/run.sh quick
+
+# Five minutes of scenario 2's load while RSS is sampled: memory must stay flat (bench/SOAK.md).
+bench-soak:
+	@bash bench/soak.sh
 
 fmt:
 	@clang-format -i $(C_SOURCES)

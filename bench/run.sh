@@ -45,92 +45,14 @@ WRK_TIMEOUT=10s
 SERVER_CPU=0
 CLIENT_CPU=1
 BUILD_DIR=${BENCH_BUILD_DIR:-${TMPDIR:-/tmp}/ledgerd-bench-build}
-T0=$(date +%s)
+LOG_TAG=bench
+WRK_CPU=1 # run_wrk also reports wrk's own CPU (wrk_cpu)
+# shellcheck source-path=SCRIPTDIR/.. source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
-say() { printf '[bench %3ds] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
-die() {
-    say "error: $*"
-    exit 1
-}
-
-# ===== processes: everything started here is recorded and stopped on exit =====
-PIDS=()
-WORK=""
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-        fi
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if [ "${BENCH_KEEP:-0}" = 1 ]; then
-            say "kept $WORK"
-        else
-            rm -rf "$WORK"
-        fi
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do
-        [ "$p" = "$1" ] || keep+=("$p")
-    done
-    PIDS=("${keep[@]}")
-}
-
-stop_pid() { # pid [signal]
-    local pid=$1 sig=${2:-TERM}
-    kill -"$sig" "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget_pid "$pid"
-}
-
-# ===== tools =====
-ensure_tools() {
-    local missing=() cmd pkg
-    local -A pkg_of=([wrk]=wrk [nginx]=nginx [taskset]=util-linux [sqlite3]=sqlite3
-        [ss]=iproute2 [cmake]=cmake [gcc]=gcc [pkg-config]=pkg-config [curl]=curl)
-    for cmd in "${!pkg_of[@]}"; do
-        command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
-    done
-    pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
-    [ -x /usr/bin/python3 ] || command -v python3 >/dev/null 2>&1 || missing+=(python3)
-    if [ ${#missing[@]} -gt 0 ]; then
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-            say "installing: ${missing[*]}"
-            apt-get update -qq >/dev/null
-            # Debian's policy-rc.d (where present) keeps the packaged nginx service from starting;
-            # this script never uses it, only the binary.
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                "${missing[@]}" >/dev/null
-        else
-            die "missing: ${missing[*]} (install these Debian packages, e.g. as root: apt-get install ${missing[*]})"
-        fi
-    fi
-    PY=/usr/bin/python3
-    [ -x "$PY" ] || PY=$(command -v python3)
-}
-
-build() {
-    say "building ledgerd (Release) in $BUILD_DIR"
-    cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1 ||
-        die "cmake configure failed, see $WORK/cmake.log (BENCH_KEEP=1 keeps it)"
-    cmake --build "$BUILD_DIR" -j "$(nproc)" --target ledgerd >>"$WORK/cmake.log" 2>&1 ||
-        { tail -30 "$WORK/cmake.log" >&2; die "build failed"; }
-    LEDGERD="$BUILD_DIR/ledgerd"
-    # The storage ceiling is linked against SQLite only, never against ledgerd's library.
+# ===== helpers of the benchmark alone (the shared ones are in lib.sh) =====
+# The storage ceiling is linked against SQLite only, never against ledgerd's library.
+build_ceiling() {
     # shellcheck disable=SC2046
     gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra "$BENCH_DIR/ceiling.c" -o "$WORK/ceiling" \
         $(pkg-config --cflags --libs sqlite3) || die "ceiling.c does not compile"
@@ -138,36 +60,6 @@ build() {
 
 free_port() {
     "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# ===== ledgerd =====
-# start_ledgerd NAME DBFILE [VAR=value ...]: starts `ledgerd serve` on core 0, on a free port
-# (read from the listening socket of that pid), and waits for /livez. Sets SERVER_PID, URL.
-start_ledgerd() {
-    local name=$1 db=$2 port=""
-    shift 2
-    env LEDGERD_DB="sqlite://$db" LEDGERD_LISTEN=127.0.0.1:0 LEDGERD_LOG_LEVEL=warn "$@" \
-        taskset -c "$SERVER_CPU" "$LEDGERD" serve >"$WORK/$name.log" 2>&1 &
-    SERVER_PID=$!
-    PIDS+=("$SERVER_PID")
-    for _ in $(seq 1 100); do
-        port=$(ss -Htlnp 2>/dev/null | grep "pid=$SERVER_PID," | awk '{print $4}' |
-            sed 's/.*://' | head -1 || true)
-        [ -n "$port" ] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/$name.log" >&2; die "ledgerd exited"; }
-        sleep 0.05
-    done
-    [ -n "$port" ] || die "ledgerd did not listen"
-    URL="http://127.0.0.1:$port"
-    for _ in $(seq 1 100); do
-        curl -fsS "$URL/livez" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    die "ledgerd at $URL did not answer /livez"
-}
-
-rss_mib() { # pid -> VmRSS in MiB
-    awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"
 }
 
 # Samples VmRSS of a pid every 0.2 s into a file until stopped; sets SAMPLER_PID.
@@ -181,58 +73,6 @@ start_rss_sampler() {
     PIDS+=("$SAMPLER_PID")
 }
 max_rss_mib() { sort -n "$1" | tail -1 | awk '{printf "%.1f", $1 / 1024}'; }
-
-# ===== wrk =====
-cpu_ticks() { # cpuN -> "busy total"
-    awk -v c="$1" '$1 == c {b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6; print b, t}' /proc/stat
-}
-
-# CPU ticks used so far by a pid and its live children (nginx's worker is the master's child).
-proc_ticks() {
-    local total=0 p t
-    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-        t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
-        total=$((total + t))
-    done
-    echo "$total"
-}
-
-# run_wrk OUTNAME URL SERVER_PID CONNS SECONDS SCRIPT [script args...]: wrk on core 1. Its BENCH
-# line is left in $WORK/OUTNAME.bench (wrk's report in OUTNAME.out), extended with the CPU used
-# during the run, in percent of one core: by the server process (server_cpu), by wrk (wrk_cpu),
-# and by anything on core 0 / core 1 (core0_busy, core1_busy). A core busier than its process
-# shows other load on the machine.
-run_wrk() {
-    local name=$1 url=$2 spid=$3 conns=$4 secs=$5 script=$6
-    shift 6
-    local s0 s1 e0 e1 sp ep t0 t1 hz
-    hz=$(getconf CLK_TCK)
-    s0=$(cpu_ticks cpu$SERVER_CPU)
-    s1=$(cpu_ticks cpu$CLIENT_CPU)
-    sp=$(proc_ticks "$spid")
-    t0=$(date +%s.%N)
-    # sh waits for wrk, so its own cutime/cstime (fields 16, 17) are wrk's CPU time.
-    taskset -c "$CLIENT_CPU" sh -c 'wrk "$@"; s=$?; awk "{print \"WRKCPU\", \$16 + \$17}" /proc/$$/stat; exit $s' \
-        wrk -t"$WRK_THREADS" -c"$conns" -d"${secs}s" --timeout "$WRK_TIMEOUT" \
-        --latency -s "$BENCH_DIR/$script" "$url" -- "$@" >"$WORK/$name.out" 2>&1 &
-    local wpid=$!
-    PIDS+=("$wpid")
-    wait "$wpid" || { cat "$WORK/$name.out" >&2; die "wrk failed ($name)"; }
-    forget_pid "$wpid"
-    t1=$(date +%s.%N)
-    ep=$(proc_ticks "$spid")
-    e0=$(cpu_ticks cpu$SERVER_CPU)
-    e1=$(cpu_ticks cpu$CLIENT_CPU)
-    local line wt
-    line=$(grep '^BENCH ' "$WORK/$name.out" | tail -1) || { cat "$WORK/$name.out" >&2; die "no BENCH line ($name)"; }
-    wt=$(awk '/^WRKCPU/ {print $2}' "$WORK/$name.out")
-    busy() { echo "$1 $2" | awk '{d = $4 - $2; printf "%.0f", (d > 0 ? 100 * ($3 - $1) / d : 0)}'; }
-    share() { awk -v t="$1" -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN {printf "%.0f", 100 * t / hz / (b - a)}'; }
-    echo "$line core0_busy=$(busy "$s0" "$e0") core1_busy=$(busy "$s1" "$e1") server_cpu=$(share $((ep - sp))) wrk_cpu=$(share "${wt:-0}")" >"$WORK/$name.bench"
-}
-
-# field NAME KEY -> value of key=value in the BENCH line of run NAME
-field() { tr ' ' '\n' <"$WORK/$1.bench" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 
 # Flushes dirty pages of earlier runs (and deleted databases) so they do not land on the next
 # measurement's fsyncs.
@@ -249,35 +89,6 @@ record_cpu() { # SCENARIO PREFIX ROUND RUNNAME
     for k in core0_busy core1_busy server_cpu wrk_cpu; do
         record "$1" "$2$k" "$3" "$(field "$4" "$k")"
     done
-}
-
-# ===== setup =====
-create_accounts() {
-    local db=$WORK/pristine.db
-    say "creating $ACCOUNTS accounts"
-    LEDGERD_DB="sqlite://$db" "$LEDGERD" migrate up >"$WORK/migrate.log" 2>&1 ||
-        { cat "$WORK/migrate.log" >&2; die "migrate up failed"; }
-    start_ledgerd setup "$db"
-    local done_file=$WORK/accounts.done
-    taskset -c "$CLIENT_CPU" wrk -t1 -c32 -d120s --timeout "$WRK_TIMEOUT" \
-        -s "$BENCH_DIR/accounts.lua" "$URL" -- "$ACCOUNTS" "$done_file" >"$WORK/accounts.out" 2>&1 &
-    local wpid=$!
-    PIDS+=("$wpid")
-    for _ in $(seq 1 1200); do
-        [ -s "$done_file" ] && break
-        kill -0 "$wpid" 2>/dev/null || break
-        sleep 0.1
-    done
-    stop_pid "$wpid" INT
-    [ -s "$done_file" ] || { cat "$WORK/accounts.out" >&2; die "accounts were not all answered"; }
-    read -r created failed <"$done_file"
-    stop_pid "$SERVER_PID" TERM
-    local in_db
-    in_db=$(sqlite3 "$db" 'SELECT count(*) FROM accounts')
-    [ "$in_db" = "$ACCOUNTS" ] && [ "$failed" = 0 ] ||
-        die "account setup: $created created, $failed failed, $in_db in the database"
-    sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
-    say "accounts: $created created, $in_db in the database"
 }
 
 fresh_db() { # NAME -> path of a fresh copy of the pristine database
@@ -306,23 +117,6 @@ start_nginx() {
     die "nginx did not start"
 }
 
-# ===== checks =====
-# check_lost DB IDS_PREFIX TAG -> "acked in_db missing extra": every acknowledged id must be in
-# the database; extra = committed but not acknowledged to wrk (answers cut off when wrk stopped).
-check_lost() {
-    "$PY" - "$1" "$2" "$3" <<'EOF'
-import glob, sqlite3, sys
-db, prefix, tag = sys.argv[1:4]
-acked = set()
-for path in glob.glob(prefix + "-*.ids"):
-    with open(path) as f:
-        acked.update(line.strip() for line in f if line.strip())
-con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
-stored = {r[0] for r in con.execute("SELECT id FROM transfers WHERE id LIKE ?", (tag + "-%",))}
-print(len(acked), len(stored), len(acked - stored), len(stored - acked))
-EOF
-}
-
 # ===== scenarios =====
 scenario_get() { # round
     local r=$1
@@ -338,7 +132,8 @@ scenario_get() { # round
 }
 
 scenario_transfers() { # round
-    local r=$1 db tag="s$r" name="xfer-$r"
+    local r=$1
+    local db tag="s$r" name="xfer-$r"
     db=$(fresh_db "$name")
     start_ledgerd "$name" "$db"
     if [ "$r" = 1 ]; then
@@ -390,7 +185,8 @@ scenario_transfers() { # round
 }
 
 scenario_batch() { # round
-    local r=$1 db tag="b$r" name="batch-$r"
+    local r=$1
+    local db tag="b$r" name="batch-$r"
     db=$(fresh_db "$name")
     start_ledgerd "$name" "$db"
     quiesce
@@ -453,7 +249,8 @@ EOF
 }
 
 scenario_overload() { # round
-    local r=$1 db tag="o$r" name="overload-$r"
+    local r=$1
+    local db tag="o$r" name="overload-$r"
     db=$(fresh_db "$name")
     start_ledgerd "$name" "$db" LEDGERD_QUEUE_DEPTH_MAX="$OVERLOAD_QUEUE"
     start_rss_sampler "$SERVER_PID" "$WORK/$name.rss"
@@ -477,12 +274,13 @@ scenario_overload() { # round
 }
 
 # ===== main =====
-ensure_tools
+ensure_tools nginx=nginx
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ledgerd-bench.XXXXXX")
 : >"$WORK/results.tsv"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+raise_nofile
 build
-create_accounts
+build_ceiling
+create_accounts "$WORK/pristine.db"
 
 READ_DB=$(fresh_db read)
 start_ledgerd read "$READ_DB"
@@ -519,11 +317,6 @@ if [ -s "$WORK/perf.data" ]; then
 fi
 
 # ===== the table =====
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    COMMIT="$COMMIT (+ uncommitted changes)"
-fi
-CPU=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 TABLE=$(
     "$PY" - "$WORK/results.tsv" <<'EOF'
 import statistics, sys
@@ -634,8 +427,7 @@ HEADER=$(
     cat <<EOF
 ## $(date -u +%Y-%m-%dT%H:%M:%SZ) — \`$MODE\`
 
-- commit: $COMMIT; build: Release ($(basename "$BUILD_DIR"))
-- CPU: $CPU; cores: $(nproc); kernel: $(uname -r)
+$(report_context)
 - pinning: ledgerd and nginx (1 worker) on core $SERVER_CPU, wrk on core $CLIENT_CPU (taskset)
 - wrk: $WRK_THREADS thread, ${DURATION} s per run, --timeout $WRK_TIMEOUT; $CONNS connections (GET, single transfers), $BATCH_CONNS (batch), $OVERLOAD_CONNS (overload)
 - rounds: $ROUNDS, each pair interleaved (ours, reference); medians reported, ratios are medians of per-round ratios
@@ -654,10 +446,5 @@ perf, server during the first single-transfer run (top 10 symbols by self time; 
 $PERF_TOP
 \`\`\`"
 fi
-echo
-echo "$OUTPUT"
-if [ "${BENCH_NO_RESULTS:-0}" != 1 ]; then
-    [ -f "$BENCH_DIR/RESULTS.md" ] || printf '# ledgerd benchmark results\n\nAppended by `bash bench/run.sh [quick|full]`; see README.md for how to read them.\n' >"$BENCH_DIR/RESULTS.md"
-    printf '\n%s\n' "$OUTPUT" >>"$BENCH_DIR/RESULTS.md"
-fi
+publish "$OUTPUT"
 say "done in $(($(date +%s) - T0)) s"
