@@ -8,6 +8,7 @@
  * Nothing acknowledged is lost at any step: a reply is only sent after its commit.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "cli/cli.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/limits.h"
 #include "http/http.h"
 #include "obs/log.h"
 #include "store/commit.h"
@@ -76,6 +78,19 @@ static void serve_sleep_ms(long ms)
     }
 }
 
+/* A batch request allocates and frees megabytes of parsed JSON on an I/O thread. By default
+ * glibc hands freed heap tops back to the kernel and serves large blocks with fresh mmaps, so
+ * every batch faults its memory in again (page faults and sysmalloc were a fifth of the I/O
+ * threads' time in a batch profile). These keep up to LIMIT_MALLOC_TRIM_BYTES of freed memory
+ * per arena for reuse and serve blocks below LIMIT_MALLOC_MMAP_BYTES from the heap: RSS then
+ * follows the peak working set rather than dropping between requests. Measured: batch
+ * transfers/s +15 % (interleaved A/B). */
+static void serve_tune_malloc(void)
+{
+    (void)mallopt(M_MMAP_THRESHOLD, (int)LIMIT_MALLOC_MMAP_BYTES);
+    (void)mallopt(M_TRIM_THRESHOLD, (int)LIMIT_MALLOC_TRIM_BYTES);
+}
+
 int cli_serve(int argc, char **argv, const struct config *cfg)
 {
     bool migrate = false;
@@ -92,6 +107,7 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
         }
     }
     log_setup(cfg->log_level, 1, config_env_name(cfg->env));
+    serve_tune_malloc();
 
     /* Signals are taken synchronously by this thread only; every thread started from here on
      * inherits the blocked mask. A peer closing its socket must not kill the process. */

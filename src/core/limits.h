@@ -77,6 +77,11 @@ _Static_assert(LIMIT_COMMIT_ITEMS_MAX >= LIMIT_BATCH_TRANSFERS_MAX,
 _Static_assert(LIMIT_WALBUF_BYTES % LIMIT_WALBUF_CHUNK_BYTES == 0,
                "the buffer is handed over in whole chunks");
 
+/* malloc (cli/serve.c): freed memory kept per arena for reuse, and the block size from which
+ * glibc maps memory instead of using the heap (glibc's own ceiling for it is 32 MiB). */
+#define LIMIT_MALLOC_TRIM_BYTES (64u * 1024u * 1024u)
+#define LIMIT_MALLOC_MMAP_BYTES (32u * 1024u * 1024u)
+
 /* Commit queue: commands waiting for the commit worker; full -> 503 queue_full. */
 #define LIMIT_QUEUE_DEPTH_DEFAULT 4096
 #define LIMIT_QUEUE_DEPTH_CEILING 1048576

@@ -249,6 +249,18 @@ static int sq_step_done(struct sq_conn *c, sqlite3_stmt *st, const char *what)
     return ret;
 }
 
+/* Process-wide SQLite settings, made once before SQLite initializes. Without memory statistics
+ * every allocation SQLite makes takes a global mutex (5 % of the commit worker's time in a batch
+ * profile); ledgerd does not read those statistics. Should SQLite already be initialized (a
+ * program that used it before opening a store), the call fails harmlessly and the default
+ * stays. */
+static pthread_once_t sq_config_once = PTHREAD_ONCE_INIT;
+
+static void sq_config(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* Opens a connection; vfs NULL is SQLite's default. */
 static int sq_open_conn(struct sq_conn *c, const char *path, int flags, const char *vfs,
                         struct buf *err)
@@ -633,6 +645,7 @@ static int sq_open(const char *location, void **be_out, struct buf *err)
     if (rc != 0) {
         goto out_free;
     }
+    pthread_once(&sq_config_once, sq_config);
     /* Only the writer appends to the WAL, so only it needs the coalescing VFS (walbuf.h). */
     rc = store_walbuf_register();
     if (rc != 0) {

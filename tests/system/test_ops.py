@@ -3,6 +3,7 @@ in-flight requests completing, overload as 503 queue_full, and JSON logs (API co
 "Operations", conventions "Operations")."""
 
 import http.client
+import pathlib
 import re
 import signal
 import threading
@@ -239,3 +240,51 @@ def test_queue_full_is_503_with_retry_after_and_commits_nothing(make_server):
     assert balances(c, a) == (0, 160, 0, 0)
     c.close()
     srv.assert_clean_stop()
+
+
+def _threads(pid):
+    """name -> list of nice values of the process's threads, from /proc."""
+    out = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended while we looked
+        # Fields after the ")" that closes comm: state is field 3, nice is field 19.
+        fields = stat[stat.rindex(")") + 2:].split()
+        out.setdefault(name, []).append(int(fields[16]))
+    return out
+
+
+def test_threads_are_named_and_the_checkpointer_yields(server, client):
+    # top -H, perf and gdb show what each thread is; the WAL checkpointer is background work
+    # that runs at nice 10 so the commit worker and the I/O threads go first on a busy core.
+    threads = _threads(server.proc.pid)
+    assert threads.get("ledgerd-commit") == [0], threads
+    assert threads.get("ledgerd-ckpt") == [10], threads
+    assert len(threads.get("MHD-worker", [])) >= 1, threads
+
+
+def test_wal_is_checkpointed_under_writes(server, client):
+    # The checkpointer copies the WAL into the database file in the background, while the
+    # server runs: after ~80 MB of transfers the database file holds them and the WAL, which
+    # SQLite restarts from its beginning after each complete checkpoint, stays far smaller
+    # than everything written.
+    ledger = new_ledger()
+    a = create_account(client, ledger)["id"]
+    b = create_account(client, ledger)["id"]
+    note = {"note": "x" * 1000}
+    for _ in range(20):
+        body = {"transfers": [transfer_body(a, b, amount="1", ledger=ledger, metadata=note)
+                              for _ in range(4000)]}
+        r = client.post("/v1/transfers/batch", body)
+        assert r.status == 200, r
+    db = pathlib.Path(server.db_path)
+    wal = pathlib.Path(str(server.db_path) + "-wal")
+    deadline = time.monotonic() + 20 * slow_factor()
+    while time.monotonic() < deadline and db.stat().st_size < 60 * 1024 * 1024:
+        time.sleep(0.1)
+    assert db.stat().st_size >= 60 * 1024 * 1024, (db.stat().st_size, wal.stat().st_size)
+    assert wal.stat().st_size < 40 * 1024 * 1024, wal.stat().st_size
+    assert balances(client, a)[1] == 80000
