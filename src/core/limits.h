@@ -94,8 +94,10 @@ _Static_assert(LIMIT_WALBUF_BYTES % LIMIT_WALBUF_CHUNK_BYTES == 0,
 #define LIMIT_CONNECTIONS_DEFAULT 4096
 #define LIMIT_PER_IP_CONNECTIONS_DEFAULT 1024
 #define LIMIT_CONNECTION_TIMEOUT_SECONDS_DEFAULT 30
-/* Per-connection memory for headers and the read buffer; bigger header sets get 431. */
-#define LIMIT_CONNECTION_MEMORY_BYTES (64u * 1024u)
+/* Per-connection memory for headers and the read buffer; bigger header sets get 431. It holds
+ * LIMIT_HEADERS_MAX lines of about 250 bytes each. libmicrohttpd zeroes all of it for every
+ * request, so it is kept no larger than that: at 64 KiB the zeroing cost GET ~10% of its CPU. */
+#define LIMIT_CONNECTION_MEMORY_BYTES (32u * 1024u)
 /* Request header fields: a ledger request needs a dozen; more is refused with 431 before any
  * work is done (Node.js stops at 2000, nginx bounds bytes; ledgerd bounds both). */
 #define LIMIT_HEADERS_MAX 100

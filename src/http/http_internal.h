@@ -83,16 +83,27 @@ enum http_request_state {
     HTTP_REQ_REPLIED, /* response queued */
 };
 
+/* One request. The object belongs to its connection and is reused by every request on it: a
+ * new request neither allocates it nor zeroes it whole, but resets it part by part (the three
+ * groups below). */
 struct http_request {
-    /* Ledger command (state-changing routes); first, for the u128s' alignment. */
+    /* Ledger command: only state-changing routes use it, so it is zeroed (and command_ready set)
+     * once such a route matched. First, for the u128s' alignment. */
     struct ledger_transfer transfer; /* single transfer */
     struct commit_cmd cmd;
-    struct ledger_transfer *batch; /* batch, malloc'd */
-    struct ledger_arena arena;     /* metadata text, malloc'd */
 
+    /* Strings: each is set to "" when a request begins, and written only as long as needed. */
+    char path_id[LIMIT_ID_LEN_MAX + 1]; /* the {id} segment, "" if invalid */
+    char request_id[LIMIT_REQUEST_ID_LEN_MAX + 1];
+    char idempotency_key[LIMIT_IDEMPOTENCY_KEY_LEN_MAX + 1];
+    char location[LIMIT_ID_LEN_MAX + 32];
+
+    /* Everything from here to the end is zeroed when a request begins. */
     struct http_server *server;
     struct MHD_Connection *conn;
     int64_t start_mono_ns;
+    struct ledger_transfer *batch; /* batch, malloc'd */
+    struct ledger_arena arena;     /* metadata text, malloc'd */
 
     /* From the request line and headers. */
     const char *method_name;        /* owned by MHD for the request's life */
@@ -115,7 +126,8 @@ struct http_request {
 
     enum http_request_state state;
     enum http_method method;
-    unsigned allow; /* methods of the matching template, for 405 */
+    unsigned allow;     /* methods of the matching template, for 405 */
+    bool command_ready; /* transfer and cmd were zeroed for this request */
     bool path_id_valid;
     bool has_idempotency_key;
     bool idempotency_key_invalid;
@@ -127,11 +139,9 @@ struct http_request {
     bool idem_claimed;
     bool counted_in_flight; /* the body was complete and the request is being processed */
     bool counted_uploading; /* the body is still arriving */
-    char path_id[LIMIT_ID_LEN_MAX + 1]; /* the {id} segment, "" if invalid */
-    char request_id[LIMIT_REQUEST_ID_LEN_MAX + 1];
-    char idempotency_key[LIMIT_IDEMPOTENCY_KEY_LEN_MAX + 1];
-    char location[LIMIT_ID_LEN_MAX + 32];
 };
+/* Where the part zeroed for every request starts. */
+#define HTTP_REQUEST_ZEROED_FROM offsetof(struct http_request, server)
 
 /* Replies. Each sets req->status, content type and body (resp); the server sends it. */
 void http_reply_json(struct http_request *req, int status); /* body already in req->resp */

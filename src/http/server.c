@@ -6,8 +6,9 @@
  * the body: 405, 413 by Content-Length, 415), once per body chunk (bounded accumulation), and
  * once more when the body is complete, which runs the handler. A handler that needs the commit
  * worker suspends the connection; the worker's completion resumes it and the handler is called
- * a last time to send the reply. The completion callback writes the access log line and frees
- * the request.
+ * a last time to send the reply. The completion callback writes the access log line and
+ * releases what the request acquired; the request object itself belongs to the connection and
+ * serves its next request.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -226,13 +227,17 @@ static bool http_content_length(struct http_request *req, uint64_t *out)
     return true;
 }
 
-static struct http_request *http_request_new(struct http_server *srv, struct MHD_Connection *c,
-                                             const char *url, const char *method)
+/* Prepares conn's request object (see http_connection_notify) for a new request. Only the
+ * per-request scalars are zeroed; strings become "", and the ledger command waits for a route
+ * that needs it (http_command_init). */
+static void http_request_init(struct http_request *req, struct http_server *srv,
+                              struct MHD_Connection *c, const char *url, const char *method)
 {
-    struct http_request *req = calloc(1, sizeof(*req));
-    if (req == NULL) {
-        return NULL;
-    }
+    memset((char *)req + HTTP_REQUEST_ZEROED_FROM, 0, sizeof(*req) - HTTP_REQUEST_ZEROED_FROM);
+    req->path_id[0] = '\0';
+    req->request_id[0] = '\0';
+    req->idempotency_key[0] = '\0';
+    req->location[0] = '\0';
     req->server = srv;
     req->conn = c;
     req->start_mono_ns = clock_mono_ns();
@@ -242,7 +247,14 @@ static struct http_request *http_request_new(struct http_server *srv, struct MHD
     req->path = url;
     buf_init(&req->resp, HTTP_RESPONSE_BYTES_MAX);
     buf_init(&req->body, 0);
-    return req;
+}
+
+/* Zeroes the ledger command: the request's route changes state. */
+static void http_command_init(struct http_request *req)
+{
+    memset(&req->transfer, 0, sizeof(req->transfer));
+    memset(&req->cmd, 0, sizeof(req->cmd));
+    req->command_ready = true;
 }
 
 /* Releases req's claim on its idempotency key, if it holds one. */
@@ -254,15 +266,19 @@ static void http_idem_release(struct http_request *req)
     }
 }
 
-static void http_request_free(struct http_request *req)
+/* Releases what req acquired during its request; the object stays with its connection. */
+static void http_request_end(struct http_request *req)
 {
     http_idem_release(req);
     buf_release(&req->body);
     buf_release(&req->resp);
-    buf_release(&req->cmd.body);
+    if (req->command_ready) {
+        buf_release(&req->cmd.body);
+    }
     free(req->batch);
+    req->batch = NULL;
     free(req->arena.base);
-    free(req);
+    req->arena.base = NULL;
 }
 
 static void http_body_too_large(struct http_request *req)
@@ -282,6 +298,9 @@ static bool http_request_begin(struct http_request *req)
     struct http_server *srv = req->server;
     http_read_headers(req);
     http_route_match(req);
+    if (req->route != NULL && req->route->changes_state) {
+        http_command_init(req);
+    }
 
     int headers = MHD_get_connection_values(req->conn, MHD_HEADER_KIND, NULL, NULL);
     if (headers > LIMIT_HEADERS_MAX) {
@@ -370,6 +389,7 @@ static int http_replay_row(void *ctx, const struct store_idem_record *r)
  * the caller should run it, holding the claimed key. */
 static bool http_idempotency(struct http_request *req)
 {
+    ASSERT(req->command_ready);
     struct http_server *srv = req->server;
     if (req->idempotency_key_invalid) {
         http_problem(req, 400, "idempotency_key_invalid",
@@ -442,6 +462,7 @@ static void http_command_done(struct commit_cmd *cmd)
 
 enum http_outcome http_submit(struct http_request *req)
 {
+    ASSERT(req->command_ready);
     struct commit_cmd *cmd = &req->cmd;
     snprintf(cmd->principal, sizeof(cmd->principal), "%s", http_principal_anonymous);
     if (req->idem_claimed) {
@@ -509,10 +530,13 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     struct http_request *req = *con_cls;
 
     if (req == NULL) {
-        req = http_request_new(srv, conn, url, method);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        req = ci != NULL ? ci->socket_context : NULL;
         if (req == NULL) {
-            return MHD_NO; /* out of memory: drop the connection */
+            return MHD_NO; /* its connection found no memory: drop the connection */
         }
+        http_request_init(req, srv, conn, url, method);
         *con_cls = req;
         if (http_request_begin(req) && req->body_too_large) {
             return http_send(req); /* do not read a body we will refuse */
@@ -576,16 +600,18 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     return MHD_NO;
 }
 
-static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                           enum MHD_RequestTerminationCode toe)
+/* Writes req's access line: one per request, with a severity by status. At a level that
+ * leaves the line out, nothing is built. */
+static void http_access_log(const struct http_request *req, enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
-    struct http_server *srv = cls;
-    struct http_request *req = *con_cls;
-    if (req == NULL) {
+    /* A refusal under load (503) is a warning; any other 5xx is a server error. */
+    int status = req->state == HTTP_REQ_REPLIED ? req->status : 0;
+    enum config_log_level level = status == 503   ? CONFIG_LOG_WARN
+                                  : status >= 500 ? CONFIG_LOG_ERROR
+                                                  : CONFIG_LOG_INFO;
+    if (!log_enabled(level)) {
         return;
     }
-    *con_cls = NULL;
     int64_t duration_ns = clock_mono_ns() - req->start_mono_ns;
     struct buf fields;
     buf_init(&fields, 2048);
@@ -597,9 +623,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     (void)buf_append_str(&fields, ",\"path\":");
     size_t path_len = strlen(req->path);
     (void)buf_append_json_str(&fields, req->path, path_len > 256 ? 256 : path_len);
-    (void)buf_appendf(&fields, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu",
-                      req->state == HTTP_REQ_REPLIED ? req->status : 0, (double)duration_ns / 1e6,
-                      req->resp_bytes);
+    (void)buf_appendf(&fields, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu", status,
+                      (double)duration_ns / 1e6, req->resp_bytes);
     if (req->problem_code != NULL) {
         (void)buf_appendf(&fields, ",\"code\":\"%s\"", req->problem_code);
     }
@@ -610,24 +635,49 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         (void)buf_appendf(&fields, ",\"terminated\":%d", (int)toe);
     }
     struct log_ctx lc = {req->request_id, req->trace.trace_id, req->trace.span_id};
-    /* A refusal under load (503) is a warning; any other 5xx is a server error. */
-    int status = req->state == HTTP_REQ_REPLIED ? req->status : 0;
-    enum config_log_level level = status == 503   ? CONFIG_LOG_WARN
-                                  : status >= 500 ? CONFIG_LOG_ERROR
-                                                  : CONFIG_LOG_INFO;
     log_event(level, &lc, "request", fields.data);
     buf_release(&fields);
+}
+
+static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    struct http_server *srv = cls;
+    struct http_request *req = *con_cls;
+    if (req == NULL) {
+        return;
+    }
+    *con_cls = NULL;
+    http_access_log(req, toe);
     /* A request completed while suspended cannot happen: MHD keeps suspended connections. */
     ASSERT(req->state != HTTP_REQ_WAITING);
     bool counted = req->counted_in_flight;
     bool uploading = req->counted_uploading;
-    http_request_free(req);
+    http_request_end(req);
     if (counted) {
         atomic_fetch_sub(&srv->in_flight, 1);
     }
     if (uploading) {
         atomic_fetch_sub(&srv->uploading, 1);
     }
+}
+
+/* Every connection owns one request object, allocated when it opens and reused by each of its
+ * requests (MHD runs them one after another), so no request allocates an object of its own. */
+static void http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                                   enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)conn;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        /* NULL when out of memory: the connection's first request then drops it. */
+        *socket_context = malloc(sizeof(struct http_request));
+        return;
+    }
+    /* Closed: MHD has already completed (http_completed) any request it was running. */
+    free(*socket_context);
+    *socket_context = NULL;
 }
 
 __attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const char *fmt,
@@ -713,7 +763,8 @@ int http_server_start(const struct config *cfg, struct store *store, struct comm
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections_max,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)LIMIT_CONNECTION_MEMORY_BYTES,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, http_connection_notify, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        http_mhd_log, NULL, MHD_OPTION_END);
     if (srv->daemon == NULL) {
         buf_appendf(err, "cannot listen on %s:%u (address in use or not permitted?)",
                     cfg->listen_host, cfg->listen_port);
