@@ -72,8 +72,8 @@ _Static_assert(LIMIT_COMMIT_ITEMS_MAX >= LIMIT_BATCH_TRANSFERS_MAX,
  * the size of each write(2) that hands them over. SQLite's own writes are at most one page, and
  * its unix VFS accepts at most 128 KiB minus one byte per write: the chunk stays at the largest
  * page size. */
-#define LIMIT_WALBUF_BYTES (1024u * 1024u)
-#define LIMIT_WALBUF_CHUNK_BYTES (64u * 1024u)
+#define LIMIT_WALBUF_BYTES ((size_t)1024 * 1024)
+#define LIMIT_WALBUF_CHUNK_BYTES ((size_t)64 * 1024)
 _Static_assert(LIMIT_WALBUF_BYTES % LIMIT_WALBUF_CHUNK_BYTES == 0,
                "the buffer is handed over in whole chunks");
 
