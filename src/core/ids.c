@@ -178,3 +178,17 @@ void ids_random_hex(char *out, size_t nbytes)
     }
     out[2 * nbytes] = '\0';
 }
+
+int ids_hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}

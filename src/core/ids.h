@@ -29,5 +29,7 @@ void ids_uuidv7(int64_t unix_ms, char out[IDS_UUID_LEN + 1]);
 
 /* Writes 2*nbytes lower-case hex digits of fresh randomness plus a NUL. Thread-safe. */
 void ids_random_hex(char *out, size_t nbytes);
+/* The value of one hex digit (either case), or -1 when c is not one. */
+int ids_hex_value(char c);
 
 #endif

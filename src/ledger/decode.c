@@ -255,20 +255,6 @@ static size_t skip_value(const struct decoder *d, size_t i)
     return d->len;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Whether the string literal body[start..end) (quotes excluded) decodes to want (ASCII). */
 static bool key_equals(const struct decoder *d, size_t start, size_t end, const char *want)
 {
@@ -283,7 +269,7 @@ static bool key_equals(const struct decoder *d, size_t start, size_t end, const 
                 ASSERT(i + 4 < end);
                 int cp = 0;
                 for (int k = 1; k <= 4; k++) {
-                    int h = hex_value(d->body[i + (size_t)k]);
+                    int h = ids_hex_value(d->body[i + (size_t)k]);
                     ASSERT(h >= 0);
                     cp = cp * 16 + h;
                 }
