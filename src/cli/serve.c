@@ -2,7 +2,7 @@
  * serve.c — `ledgerd serve`: open the store, check migrations, start the commit worker and the
  * HTTP server, then wait for SIGTERM/SIGINT and shut down gracefully.
  *
- * Shutdown order matters: readiness turns false and the listener closes first, then in-flight
+ * Shutdown order matters: readiness turns false and new requests are refused first, then in-flight
  * requests finish (their commands commit), then the commit worker drains what is queued, and
  * only then does the HTTP daemon stop — every suspended connection has been resumed by then.
  * Nothing acknowledged is lost at any step: a reply is only sent after its commit.
@@ -115,8 +115,16 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    /* Log level at run time (obs/log.h, log_signal): SIGHUP re-reads LEDGERD_LOG_LEVEL_FILE,
+     * SIGUSR1 logs more, SIGUSR2 less. */
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGUSR1);
+    sigaddset(&signals, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (log_sinks_start(cfg) != 0) {
+        return CLI_EXIT_FAILURE;
+    }
 
     int status = CLI_EXIT_FAILURE;
     struct buf err;
@@ -160,7 +168,14 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     }
 
     int sig = 0;
-    while (sigwait(&signals, &sig) != 0) {
+    for (;;) {
+        if (sigwait(&signals, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGTERM || sig == SIGINT) {
+            break;
+        }
+        log_signal(sig);
     }
     log_msgf(CONFIG_LOG_INFO, NULL, "received %s: draining (deadline %u s)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_timeout_seconds);

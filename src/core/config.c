@@ -269,20 +269,23 @@ static int parse_db(const struct config_setting *s, const char *value, struct co
 {
     static const char what[] = "a sqlite://, postgres:// or postgresql:// URL";
     size_t len = strlen(value);
+    /* An error quotes the value: never with its password (it may come from LEDGERD_DB_FILE). */
+    char shown[CONFIG_ERR_VALUE_LEN_MAX * 2];
+    (void)config_redact_url(value, shown, sizeof(shown));
     if (!(has_prefix(value, "sqlite://") || has_prefix(value, "postgres://") ||
           has_prefix(value, "postgresql://"))) {
-        return err_bad_value(err, s->name, value, what);
+        return err_bad_value(err, s->name, shown, what);
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)value[i];
         if (c < 0x20 || c == 0x7f) {
-            return err_bad_value(err, s->name, value, "a URL without control characters");
+            return err_bad_value(err, s->name, shown, "a URL without control characters");
         }
     }
     if (len >= sizeof(cfg->db_url)) {
         char msg[96];
         (void)snprintf(msg, sizeof(msg), "a URL of at most %zu bytes", sizeof(cfg->db_url) - 1);
-        return err_bad_value(err, s->name, value, msg);
+        return err_bad_value(err, s->name, shown, msg);
     }
     memcpy(cfg->db_url, value, len + 1);
     return 0;
@@ -318,61 +321,502 @@ static void print_listen(const struct config_setting *s, const struct config *cf
             (unsigned int)cfg->listen_port);
 }
 
-/* Writes url with the password of its userinfo ("user:pw@") and any password= query parameter
- * replaced by ***. */
-static void print_masked_url(const char *url, FILE *out)
+static void print_db(const struct config_setting *s, const struct config *cfg, FILE *out)
 {
-    const char *scheme_end = strstr(url, "://");
-    if (scheme_end == NULL) {
-        fputs(url, out);
-        return;
+    char shown[sizeof(cfg->db_url)];
+    (void)config_redact_url(cfg->db_url, shown, sizeof(shown));
+    fprintf(out, "%s=%s\n", s->name, shown);
+}
+
+/* ===== Redaction ===== */
+
+/* A bounded writer over caller memory: what does not fit is cut, the NUL always fits. */
+struct redact_out {
+    char *data;
+    size_t len, cap;
+};
+
+static void redact_put(struct redact_out *o, const char *s, size_t n)
+{
+    size_t room = o->cap - 1 - o->len;
+    if (n > room) {
+        n = room;
     }
-    const char *auth = scheme_end + 3;
-    size_t auth_len = strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (size_t i = 0; i < auth_len; i++) {
-        if (auth[i] == '@') {
-            at = auth + i; /* the last '@' ends the userinfo */
+    memcpy(o->data + o->len, s, n);
+    o->len += n;
+    o->data[o->len] = '\0';
+}
+
+/* True when a query parameter of this name carries a secret: any name containing one of these
+ * words, compared without regard to case (password, db_pass, access_token, X-Api-Key, sig...). */
+static bool redact_param_is_secret(const char *name, size_t len)
+{
+    static const char *const words[] = {"pass", "pwd",  "token", "secret",
+                                        "key",  "auth", "sig",   "credential"};
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        size_t wl = strlen(words[w]);
+        for (size_t i = 0; i + wl <= len; i++) {
+            if (strncasecmp(name + i, words[w], wl) == 0) {
+                return true;
+            }
         }
     }
-    const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (colon != NULL) {
-        fwrite(url, 1, (size_t)(colon + 1 - url), out);
-        fputs("***", out);
-        url = at;
-    }
-    /* Query parameters: password=... up to the next & or #. */
+    return false;
+}
+
+size_t config_redact_url(const char *url, char *out, size_t out_len)
+{
+    ASSERT(url != NULL && out != NULL && out_len > 0);
+    struct redact_out o = {out, 0, out_len};
+    out[0] = '\0';
+    const char *scheme_end = strstr(url, "://");
     const char *p = url;
+    if (scheme_end != NULL) {
+        const char *auth = scheme_end + 3;
+        size_t auth_len = strcspn(auth, "/?#");
+        const char *at = NULL;
+        for (size_t i = 0; i < auth_len; i++) {
+            if (auth[i] == '@') {
+                at = auth + i; /* the last '@' ends the userinfo */
+            }
+        }
+        const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon != NULL) {
+            redact_put(&o, url, (size_t)(colon + 1 - url));
+            redact_put(&o, "***", 3);
+            p = at;
+        }
+    }
     const char *query = strchr(p, '?');
     if (query == NULL) {
-        fputs(p, out);
-        return;
+        redact_put(&o, p, strlen(p));
+        return o.len;
     }
-    fwrite(p, 1, (size_t)(query + 1 - p), out);
+    redact_put(&o, p, (size_t)(query + 1 - p));
     p = query + 1;
     while (*p != '\0') {
         size_t param_len = strcspn(p, "&#");
-        if (param_len >= 9 && strncmp(p, "password=", 9) == 0) {
-            fputs("password=***", out);
+        const char *eq = memchr(p, '=', param_len);
+        if (eq != NULL && redact_param_is_secret(p, (size_t)(eq - p))) {
+            redact_put(&o, p, (size_t)(eq + 1 - p));
+            redact_put(&o, "***", 3);
         } else {
-            fwrite(p, 1, param_len, out);
+            redact_put(&o, p, param_len);
         }
         p += param_len;
         if (*p == '#') {
-            fputs(p, out);
-            return;
+            redact_put(&o, p, strlen(p));
+            break;
         }
         if (*p == '&') {
-            fputc('&', out);
+            redact_put(&o, "&", 1);
             p++;
         }
     }
+    return o.len;
 }
 
-static void print_db(const struct config_setting *s, const struct config *cfg, FILE *out)
+static int read_value_file(const char *file_var, const char *path, char *out, size_t out_len,
+                           struct buf *err);
+
+/* ===== Logging settings ===== */
+
+static const char *const config_sink_names[] = {"stdout", "file", "syslog", "loki"};
+
+/* syslog facility names by code (RFC 5424 section 6.2.1; the names rsyslog accepts). */
+static const char *const config_facility_names[] = {
+    "kern",   "user",   "mail",     "daemon", "auth",   "syslog", "lpr",    "news",
+    "uucp",   "cron",   "authpriv", "ftp",    "ntp",    "audit",  "alert",  "clock",
+    "local0", "local1", "local2",   "local3", "local4", "local5", "local6", "local7"};
+
+/* Secrets are checked, never quoted: an error names the variable and the rule only. */
+static int err_secret(struct buf *err, const char *name, const char *what)
+{
+    err_begin(err, name);
+    (void)buf_append_str(err, what);
+    (void)buf_append_char(err, '\n');
+    return -EINVAL;
+}
+
+static bool has_control_char(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Copies value into the char array of s (offset, size) when it fits. */
+static bool store_string(const struct config_setting *s, struct config *cfg, const char *value)
+{
+    size_t len = strlen(value);
+    if (len >= s->size) {
+        return false;
+    }
+    memcpy((char *)cfg + s->offset, value, len + 1);
+    return true;
+}
+
+static void print_string(const struct config_setting *s, const struct config *cfg, FILE *out)
+{
+    fprintf(out, "%s=%s\n", s->name, (const char *)cfg + s->offset);
+}
+
+int config_log_level_parse(const char *text, size_t len, enum config_log_level *out)
+{
+    static const char prefix[] = "LEDGERD_LOG_LEVEL=";
+    ASSERT(text != NULL || len == 0);
+    ASSERT(out != NULL);
+    while (len > 0 && (text[0] == ' ' || text[0] == '\t' || text[0] == '\n' || text[0] == '\r')) {
+        text++;
+        len--;
+    }
+    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\n' ||
+                       text[len - 1] == '\r')) {
+        len--;
+    }
+    if (len > sizeof(prefix) - 1 && memcmp(text, prefix, sizeof(prefix) - 1) == 0) {
+        text += sizeof(prefix) - 1;
+        len -= sizeof(prefix) - 1;
+    }
+    for (size_t i = 0; i < 4; i++) {
+        size_t n = strlen(config_log_level_names[i]);
+        if (len == n && memcmp(text, config_log_level_names[i], n) == 0) {
+            *out = (enum config_log_level)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* LEDGERD_LOG_LEVEL_FILE: the file must exist and hold a level now, so a typo shows at start
+ * rather than at the first SIGHUP. Its level overrides LEDGERD_LOG_LEVEL. */
+static int parse_log_level_file(const struct config_setting *s, const char *value,
+                                struct config *cfg, struct buf *err)
+{
+    if (value[0] == '\0') {
+        cfg->log_level_file[0] = '\0';
+        return 0;
+    }
+    if (has_control_char(value, strlen(value)) || !store_string(s, cfg, value)) {
+        return err_bad_value(err, s->name, value, "a file name without control characters");
+    }
+    char text[256];
+    int rc = read_value_file(s->name, value, text, sizeof(text), err);
+    if (rc != 0) {
+        return rc;
+    }
+    enum config_log_level level;
+    if (config_log_level_parse(text, strlen(text), &level) != 0) {
+        err_begin(err, s->name);
+        (void)buf_append_str(err, "the file must hold one of debug, info, warn, error (or "
+                                  "LEDGERD_LOG_LEVEL=<level>)\n");
+        return -EINVAL;
+    }
+    cfg->log_level = level;
+    return 0;
+}
+
+/* A file path: non-empty, no control characters, not a directory name, room for the rotation
+ * suffix in its last component. */
+static int parse_log_file(const struct config_setting *s, const char *value, struct config *cfg,
+                          struct buf *err)
+{
+    static const char what[] = "a file path without control characters, not ending in /, whose "
+                               "file name is 1..200 bytes";
+    size_t len = strlen(value);
+    const char *slash = strrchr(value, '/');
+    const char *base = slash != NULL ? slash + 1 : value;
+    size_t base_len = strlen(base);
+    if (len == 0 || has_control_char(value, len) || base_len == 0 || base_len > 200 ||
+        strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || !store_string(s, cfg, value)) {
+        return err_bad_value(err, s->name, value, what);
+    }
+    return 0;
+}
+
+/* unix:///absolute/path, udp://host:port, tcp://host:port ([ipv6]:port too). */
+static int parse_syslog_address(const struct config_setting *s, const char *value,
+                                struct config *cfg, struct buf *err)
+{
+    static const char what[] = "unix:///path, udp://host:port or tcp://host:port (port 1..65535)";
+    size_t len = strlen(value);
+    if (len >= sizeof(cfg->syslog_address) || has_control_char(value, len)) {
+        return err_bad_value(err, s->name, value, what);
+    }
+    if (has_prefix(value, "unix://")) {
+        const char *path = value + strlen("unix://");
+        size_t path_len = strlen(path);
+        if (path[0] != '/' || path_len >= sizeof(cfg->syslog_path)) {
+            return err_bad_value(err, s->name, value,
+                                 "unix:// with an absolute socket path of at most 107 bytes");
+        }
+        memcpy(cfg->syslog_path, path, path_len + 1);
+        cfg->syslog_transport = CONFIG_SYSLOG_UNIX;
+    } else if (has_prefix(value, "udp://") || has_prefix(value, "tcp://")) {
+        /* The host:port part has LEDGERD_LISTEN's syntax; reuse its parser on a scratch copy. */
+        struct config scratch;
+        scratch.listen_port = 0;
+        struct buf ignored;
+        buf_init(&ignored, 0);
+        const struct config_setting listen = {.name = s->name};
+        bool ok = parse_listen(&listen, value + strlen("udp://"), &scratch, &ignored) == 0;
+        buf_release(&ignored);
+        if (!ok || scratch.listen_port == 0 ||
+            strlen(scratch.listen_host) >= sizeof(cfg->syslog_host)) {
+            return err_bad_value(err, s->name, value, what);
+        }
+        memcpy(cfg->syslog_host, scratch.listen_host, strlen(scratch.listen_host) + 1);
+        cfg->syslog_port = scratch.listen_port;
+        cfg->syslog_transport = value[0] == 'u' ? CONFIG_SYSLOG_UDP : CONFIG_SYSLOG_TCP;
+    } else {
+        return err_bad_value(err, s->name, value, what);
+    }
+    memcpy(cfg->syslog_address, value, len + 1);
+    return 0;
+}
+
+static int parse_syslog_facility(const struct config_setting *s, const char *value,
+                                 struct config *cfg, struct buf *err)
+{
+    int i = name_index(config_facility_names, 24, value);
+    if (i < 0) {
+        return err_bad_value(err, s->name, value,
+                             "a facility name: kern, user, mail, daemon, auth, syslog, lpr, news, "
+                             "uucp, cron, authpriv, ftp, ntp, audit, alert, clock, local0..local7");
+    }
+    cfg->syslog_facility = (uint32_t)i;
+    return 0;
+}
+
+static void print_syslog_facility(const struct config_setting *s, const struct config *cfg,
+                                  FILE *out)
+{
+    ASSERT(cfg->syslog_facility < 24);
+    fprintf(out, "%s=%s\n", s->name, config_facility_names[cfg->syslog_facility]);
+}
+
+/* http(s)://host[:port][/path]: no credentials (they would be shown and logged: they come from
+ * files), no query or fragment; trailing slashes dropped. */
+static int parse_loki_url(const struct config_setting *s, const char *value, struct config *cfg,
+                          struct buf *err)
+{
+    static const char what[] = "an http:// or https:// URL without query or fragment";
+    if (value[0] == '\0') {
+        cfg->loki_url[0] = '\0';
+        return 0;
+    }
+    size_t len = strlen(value);
+    const char *authority = has_prefix(value, "http://")    ? value + strlen("http://")
+                            : has_prefix(value, "https://") ? value + strlen("https://")
+                                                            : NULL;
+    if (authority == NULL || has_control_char(value, len) || strchr(value, ' ') != NULL ||
+        strpbrk(value, "?#") != NULL) {
+        return err_bad_value(err, s->name, value, what);
+    }
+    size_t authority_len = strcspn(authority, "/");
+    if (memchr(authority, '@', authority_len) != NULL) {
+        return err_secret(err, s->name,
+                          "credentials in the URL are refused (a URL is shown and logged): set "
+                          "LEDGERD_LOKI_USERNAME and LEDGERD_LOKI_PASSWORD_FILE instead");
+    }
+    if (authority_len == 0 || authority[0] == ':') {
+        return err_bad_value(err, s->name, value, what);
+    }
+    while (len > 0 && value[len - 1] == '/') {
+        len--;
+    }
+    if (len >= sizeof(cfg->loki_url)) {
+        return err_bad_value(err, s->name, value, "a URL of at most 2047 bytes");
+    }
+    memcpy(cfg->loki_url, value, len);
+    cfg->loki_url[len] = '\0';
+    return 0;
+}
+
+static void print_loki_url(const struct config_setting *s, const struct config *cfg, FILE *out)
+{
+    char shown[sizeof(cfg->loki_url)];
+    (void)config_redact_url(cfg->loki_url, shown, sizeof(shown));
+    fprintf(out, "%s=%s\n", s->name, shown);
+}
+
+/* Loki's tenant ids: at most 150 bytes of [A-Za-z0-9!_.*'()-], neither "." nor "..". */
+static int parse_loki_tenant(const struct config_setting *s, const char *value, struct config *cfg,
+                             struct buf *err)
+{
+    static const char what[] = "1..150 characters of A-Z a-z 0-9 ! - _ . * ' ( ), not . or ..";
+    size_t len = strlen(value);
+    if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0) {
+        return err_bad_value(err, s->name, value, what);
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = value[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("!-_.*'()", c) != NULL;
+        if (!ok) {
+            return err_bad_value(err, s->name, value, what);
+        }
+    }
+    if (!store_string(s, cfg, value)) {
+        return err_bad_value(err, s->name, value, what);
+    }
+    return 0;
+}
+
+/* The service.tier resource attribute of spans: a short lower-case label. */
+static int parse_service_tier(const struct config_setting *s, const char *value, struct config *cfg,
+                              struct buf *err)
+{
+    static const char what[] = "1..32 characters of a-z 0-9 - _";
+    size_t len = strlen(value);
+    if (len == 0 || len > 32) {
+        return err_bad_value(err, s->name, value, what);
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = value[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+            return err_bad_value(err, s->name, value, what);
+        }
+    }
+    if (!store_string(s, cfg, value)) {
+        return err_bad_value(err, s->name, value, what);
+    }
+    return 0;
+}
+
+/* A basic-auth user name: printable ASCII without ':' (RFC 7617). */
+static int parse_loki_username(const struct config_setting *s, const char *value,
+                               struct config *cfg, struct buf *err)
+{
+    static const char what[] = "1..256 printable ASCII characters without ':'";
+    for (size_t i = 0; value[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c < 0x20 || c > 0x7e || c == ':') {
+            return err_bad_value(err, s->name, value, what);
+        }
+    }
+    if (!store_string(s, cfg, value)) {
+        return err_bad_value(err, s->name, value, what);
+    }
+    return 0;
+}
+
+/* Reads a secret from the file named by value into secret (secret_len bytes with the NUL):
+ * non-empty, printable ASCII only (it goes into an HTTP header). The secret is never quoted. */
+static int read_secret_file(const struct config_setting *s, const char *value, char *secret,
+                            size_t secret_len, struct buf *err)
+{
+    char text[CONFIG_DEFAULT_TEXT_LEN_MAX + 2];
+    int rc = read_value_file(s->name, value, text, sizeof(text) - 1, err);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t len = strlen(text);
+    if (len == 0) {
+        return err_secret(err, s->name, "the file is empty");
+    }
+    if (len >= secret_len) {
+        err_begin(err, s->name);
+        (void)buf_appendf(err, "the file holds more than %zu bytes\n", secret_len - 1);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c > 0x7e) {
+            return err_secret(err, s->name,
+                              "the file must hold printable ASCII only (one line, no control "
+                              "characters)");
+        }
+    }
+    memcpy(secret, text, len + 1);
+    explicit_bzero(text, sizeof(text));
+    return 0;
+}
+
+static int parse_loki_password_file(const struct config_setting *s, const char *value,
+                                    struct config *cfg, struct buf *err)
+{
+    if (value[0] == '\0') {
+        cfg->loki_password_file[0] = '\0';
+        cfg->loki_password[0] = '\0';
+        return 0;
+    }
+    if (has_control_char(value, strlen(value)) || !store_string(s, cfg, value)) {
+        return err_bad_value(err, s->name, value, "a file name without control characters");
+    }
+    if (cfg->loki_username[0] == '\0') {
+        return err_secret(err, s->name, "needs LEDGERD_LOKI_USERNAME (HTTP basic auth)");
+    }
+    return read_secret_file(s, value, cfg->loki_password, sizeof(cfg->loki_password), err);
+}
+
+static int parse_loki_bearer_token_file(const struct config_setting *s, const char *value,
+                                        struct config *cfg, struct buf *err)
+{
+    if (value[0] == '\0') {
+        cfg->loki_bearer_token_file[0] = '\0';
+        cfg->loki_bearer_token[0] = '\0';
+        return 0;
+    }
+    if (has_control_char(value, strlen(value)) || !store_string(s, cfg, value)) {
+        return err_bad_value(err, s->name, value, "a file name without control characters");
+    }
+    if (cfg->loki_password_file[0] != '\0') {
+        return err_secret(err, s->name,
+                          "set LEDGERD_LOKI_PASSWORD_FILE or LEDGERD_LOKI_BEARER_TOKEN_FILE, not "
+                          "both");
+    }
+    return read_secret_file(s, value, cfg->loki_bearer_token, sizeof(cfg->loki_bearer_token), err);
+}
+
+/* A comma list of sink names, each once. Parsed after every other logging setting (it is last
+ * in the table), so it can check that a chosen sink has what it needs. */
+static int parse_log_sinks(const struct config_setting *s, const char *value, struct config *cfg,
+                           struct buf *err)
+{
+    static const char what[] = "a comma list of stdout, file, syslog, loki (each at most once)";
+    uint32_t sinks = 0;
+    const char *p = value;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        int found = -1;
+        for (size_t i = 0; i < 4; i++) {
+            if (strlen(config_sink_names[i]) == n && memcmp(p, config_sink_names[i], n) == 0) {
+                found = (int)i;
+            }
+        }
+        if (found < 0 || (sinks & (1u << found)) != 0) {
+            return err_bad_value(err, s->name, value, what);
+        }
+        sinks |= 1u << found;
+        if (p[n] == '\0') {
+            break;
+        }
+        p += n + 1;
+    }
+    if ((sinks & CONFIG_LOG_SINK_LOKI) != 0 && cfg->loki_url[0] == '\0') {
+        err_begin(err, s->name);
+        (void)buf_append_str(err, "the loki sink needs LEDGERD_LOKI_URL\n");
+        return -EINVAL;
+    }
+    cfg->log_sinks = sinks;
+    return 0;
+}
+
+static void print_log_sinks(const struct config_setting *s, const struct config *cfg, FILE *out)
 {
     fprintf(out, "%s=", s->name);
-    print_masked_url(cfg->db_url, out);
+    const char *sep = "";
+    for (size_t i = 0; i < 4; i++) {
+        if ((cfg->log_sinks & (1u << i)) != 0) {
+            fprintf(out, "%s%s", sep, config_sink_names[i]);
+            sep = ",";
+        }
+    }
     fputc('\n', out);
 }
 
@@ -504,6 +948,142 @@ static const struct config_setting config_settings[] = {
      .max = 60000,
      .offset = offsetof(struct config, expiry_interval_ms),
      .size = sizeof(((struct config *)0)->expiry_interval_ms)},
+    /* Logging (docs/operations/logging.md). LEDGERD_LOG_SINKS stays the last of these: its
+     * parser checks the sink settings above it. */
+    {.name = "LEDGERD_LOG_LEVEL_FILE",
+     .default_text = "",
+     .help = "file holding the log level; overrides LEDGERD_LOG_LEVEL, re-read on SIGHUP",
+     .parse = parse_log_level_file,
+     .print = print_string,
+     .offset = offsetof(struct config, log_level_file),
+     .size = sizeof(((struct config *)0)->log_level_file)},
+    {.name = "LEDGERD_LOG_FILE",
+     .default_text = "var/ledgerd.log",
+     .help = "file sink: the log file (relative to the working directory)",
+     .parse = parse_log_file,
+     .print = print_string,
+     .offset = offsetof(struct config, log_file),
+     .size = sizeof(((struct config *)0)->log_file)},
+    {.name = "LEDGERD_LOG_FILE_MAX_BYTES",
+     .default_u64 = 100ull * 1024 * 1024,
+     .help = "file sink: rotate before the file would pass this size in bytes",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1024,
+     .max = 1ull << 40,
+     .offset = offsetof(struct config, log_file_max_bytes),
+     .size = sizeof(((struct config *)0)->log_file_max_bytes)},
+    {.name = "LEDGERD_LOG_FILE_MAX_AGE_SECONDS",
+     .default_u64 = 86400,
+     .help = "file sink: rotate a file this many seconds old (0 = never by age)",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 0,
+     .max = 31ull * 86400,
+     .offset = offsetof(struct config, log_file_max_age_seconds),
+     .size = sizeof(((struct config *)0)->log_file_max_age_seconds)},
+    {.name = "LEDGERD_LOG_FILE_KEEP",
+     .default_u64 = 10,
+     .help = "file sink: rotated files kept at most (older ones are deleted)",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 0,
+     .max = 1000,
+     .offset = offsetof(struct config, log_file_keep),
+     .size = sizeof(((struct config *)0)->log_file_keep)},
+    {.name = "LEDGERD_LOG_FILE_RETENTION_SECONDS",
+     .default_u64 = 7ull * 86400,
+     .help = "file sink: rotated files older than this are deleted (0 = no age limit)",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 0,
+     .max = 3650ull * 86400,
+     .offset = offsetof(struct config, log_file_retention_seconds),
+     .size = sizeof(((struct config *)0)->log_file_retention_seconds)},
+    {.name = "LEDGERD_LOG_QUEUE_BYTES",
+     .default_u64 = 4ull * 1024 * 1024,
+     .help = "bytes of log lines waiting for each file/syslog/loki sink (full: dropped)",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 64ull * 1024,
+     .max = 1024ull * 1024 * 1024,
+     .offset = offsetof(struct config, log_queue_bytes),
+     .size = sizeof(((struct config *)0)->log_queue_bytes)},
+    {.name = "LEDGERD_SYSLOG_ADDRESS",
+     .default_text = "unix:///dev/log",
+     .help = "syslog sink: unix:///path, udp://host:port or tcp://host:port (RFC 6587 framing)",
+     .parse = parse_syslog_address,
+     .print = print_string,
+     .offset = offsetof(struct config, syslog_address),
+     .size = sizeof(((struct config *)0)->syslog_address)},
+    {.name = "LEDGERD_SYSLOG_FACILITY",
+     .default_text = "local0",
+     .help = "syslog sink: facility name (kern..clock, local0..local7)",
+     .parse = parse_syslog_facility,
+     .print = print_syslog_facility},
+    {.name = "LEDGERD_LOKI_URL",
+     .default_text = "",
+     .help = "loki sink: base URL; lines are POSTed to <url>/loki/api/v1/push",
+     .parse = parse_loki_url,
+     .print = print_loki_url},
+    {.name = "LEDGERD_LOKI_TENANT",
+     .default_text = "",
+     .help = "loki sink: tenant sent as X-Scope-OrgID (empty: no header)",
+     .parse = parse_loki_tenant,
+     .print = print_string,
+     .offset = offsetof(struct config, loki_tenant),
+     .size = sizeof(((struct config *)0)->loki_tenant)},
+    {.name = "LEDGERD_LOKI_USERNAME",
+     .default_text = "",
+     .help = "loki sink: basic-auth user (password from LEDGERD_LOKI_PASSWORD_FILE)",
+     .parse = parse_loki_username,
+     .print = print_string,
+     .offset = offsetof(struct config, loki_username),
+     .size = sizeof(((struct config *)0)->loki_username)},
+    {.name = "LEDGERD_LOKI_PASSWORD_FILE",
+     .default_text = "",
+     .help = "loki sink: file holding the basic-auth password (secrets only from files)",
+     .parse = parse_loki_password_file,
+     .print = print_string,
+     .offset = offsetof(struct config, loki_password_file),
+     .size = sizeof(((struct config *)0)->loki_password_file)},
+    {.name = "LEDGERD_LOKI_BEARER_TOKEN_FILE",
+     .default_text = "",
+     .help = "loki sink: file holding a bearer token (instead of basic auth)",
+     .parse = parse_loki_bearer_token_file,
+     .print = print_string,
+     .offset = offsetof(struct config, loki_bearer_token_file),
+     .size = sizeof(((struct config *)0)->loki_bearer_token_file)},
+    {.name = "LEDGERD_LOKI_BATCH_LINES",
+     .default_u64 = 1000,
+     .help = "loki sink: lines per push at most",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 100000,
+     .offset = offsetof(struct config, loki_batch_lines),
+     .size = sizeof(((struct config *)0)->loki_batch_lines)},
+    {.name = "LEDGERD_LOKI_BATCH_WAIT_MS",
+     .default_u64 = 1000,
+     .help = "loki sink: a line waits at most this long for its batch, in ms",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 10,
+     .max = 60000,
+     .offset = offsetof(struct config, loki_batch_wait_ms),
+     .size = sizeof(((struct config *)0)->loki_batch_wait_ms)},
+    {.name = "LEDGERD_LOG_SINKS",
+     .default_text = "stdout",
+     .help = "where log lines go: comma list of stdout, file, syslog, loki",
+     .parse = parse_log_sinks,
+     .print = print_log_sinks},
+    {.name = "LEDGERD_SERVICE_TIER",
+     .default_text = "critical",
+     .help = "service.tier resource attribute of exported spans",
+     .parse = parse_service_tier,
+     .print = print_string,
+     .offset = offsetof(struct config, service_tier),
+     .size = sizeof(((struct config *)0)->service_tier)},
 };
 
 #define CONFIG_SETTINGS_COUNT (sizeof(config_settings) / sizeof(config_settings[0]))

@@ -18,6 +18,15 @@
 enum config_env { CONFIG_ENV_DEV, CONFIG_ENV_STAGING, CONFIG_ENV_PROD };
 enum config_log_level { CONFIG_LOG_DEBUG, CONFIG_LOG_INFO, CONFIG_LOG_WARN, CONFIG_LOG_ERROR };
 
+/* LEDGERD_LOG_SINKS: where log lines go, as bits (the order of enum log_sink in obs/log.h). */
+#define CONFIG_LOG_SINK_STDOUT (1u << 0)
+#define CONFIG_LOG_SINK_FILE (1u << 1)
+#define CONFIG_LOG_SINK_SYSLOG (1u << 2)
+#define CONFIG_LOG_SINK_LOKI (1u << 3)
+
+/* LEDGERD_SYSLOG_ADDRESS: unix:///path (datagram), udp://host:port, tcp://host:port. */
+enum config_syslog_transport { CONFIG_SYSLOG_UNIX, CONFIG_SYSLOG_UDP, CONFIG_SYSLOG_TCP };
+
 struct config {
     char listen_host[256];            /* LEDGERD_LISTEN host part (default 127.0.0.1) */
     uint16_t listen_port;             /* LEDGERD_LISTEN port part (default 8080; 0 = any free) */
@@ -36,6 +45,32 @@ struct config {
     uint32_t connection_timeout_seconds; /* LEDGERD_CONNECTION_TIMEOUT_SECONDS */
     uint32_t shutdown_timeout_seconds;   /* LEDGERD_SHUTDOWN_TIMEOUT_SECONDS */
     uint32_t expiry_interval_ms;         /* LEDGERD_EXPIRY_INTERVAL_MS */
+
+    /* Logging beyond stdout (docs/operations/logging.md). */
+    char log_level_file[4096];           /* LEDGERD_LOG_LEVEL_FILE ("" = none); read on SIGHUP */
+    char log_file[4096];                 /* LEDGERD_LOG_FILE (default var/ledgerd.log) */
+    size_t log_file_max_bytes;           /* LEDGERD_LOG_FILE_MAX_BYTES: rotate past this size */
+    uint32_t log_file_max_age_seconds;   /* LEDGERD_LOG_FILE_MAX_AGE_SECONDS (0 = no age rule) */
+    uint32_t log_file_keep;              /* LEDGERD_LOG_FILE_KEEP: rotated files kept at most */
+    uint32_t log_file_retention_seconds; /* LEDGERD_LOG_FILE_RETENTION_SECONDS (0 = no age rule) */
+    size_t log_queue_bytes;              /* LEDGERD_LOG_QUEUE_BYTES: per sink */
+    char syslog_address[320];            /* LEDGERD_SYSLOG_ADDRESS, as given */
+    enum config_syslog_transport syslog_transport; /* parsed from syslog_address */
+    char syslog_host[256];                         /* udp/tcp: host name or IP literal */
+    uint16_t syslog_port;                          /* udp/tcp: port 1..65535 */
+    char syslog_path[108];                         /* unix: socket path (sun_path) */
+    uint32_t syslog_facility;                      /* LEDGERD_SYSLOG_FACILITY as its code 0..23 */
+    char loki_url[2048];               /* LEDGERD_LOKI_URL ("" = none), no trailing slash */
+    char loki_tenant[151];             /* LEDGERD_LOKI_TENANT ("" = no X-Scope-OrgID) */
+    char service_tier[33];             /* LEDGERD_SERVICE_TIER (default critical) */
+    char loki_username[257];           /* LEDGERD_LOKI_USERNAME (basic auth) */
+    char loki_password_file[4096];     /* LEDGERD_LOKI_PASSWORD_FILE, the path */
+    char loki_password[1025];          /* its content: a secret, never printed */
+    char loki_bearer_token_file[4096]; /* LEDGERD_LOKI_BEARER_TOKEN_FILE, the path */
+    char loki_bearer_token[4097];      /* its content: a secret, never printed */
+    uint32_t loki_batch_lines;         /* LEDGERD_LOKI_BATCH_LINES */
+    uint32_t loki_batch_wait_ms;       /* LEDGERD_LOKI_BATCH_WAIT_MS */
+    uint32_t log_sinks;                /* LEDGERD_LOG_SINKS as CONFIG_LOG_SINK_* bits */
 };
 
 /* Getter for environment variables, so tests can supply their own. Returns NULL when unset. */
@@ -59,5 +94,16 @@ void config_print_help(FILE *out);
 
 const char *config_env_name(enum config_env env);
 const char *config_log_level_name(enum config_log_level level);
+
+/* Parses a log level as LEDGERD_LOG_LEVEL_FILE holds it: "debug", "info", "warn" or "error",
+ * optionally written "LEDGERD_LOG_LEVEL=<level>", with surrounding blanks and newlines ignored.
+ * text is len bytes, not necessarily NUL-terminated. Returns 0 and sets *out, or -EINVAL. */
+int config_log_level_parse(const char *text, size_t len, enum config_log_level *out);
+
+/* Writes url to out (out_len bytes, NUL-terminated, cut if needed) with the password of its
+ * userinfo ("user:pw@") and the values of query parameters that name secrets (password, token,
+ * secret, key, ...) replaced by ***. Returns the length written. Used wherever a URL is shown or
+ * logged. */
+size_t config_redact_url(const char *url, char *out, size_t out_len);
 
 #endif

@@ -117,10 +117,92 @@ _Static_assert(LIMIT_WALBUF_BYTES % LIMIT_WALBUF_CHUNK_BYTES == 0,
 /* How often the commit worker looks for due pending transfers when idle. */
 #define LIMIT_EXPIRY_INTERVAL_MS_DEFAULT 250
 
+/* Metrics (obs/metrics.c). Counters and histograms are kept in per-thread shards, summed when
+ * /metrics is scraped, so counting takes no lock and no two threads write the same cache line.
+ * A thread takes a shard on its first count; threads past the limit share shards, which stays
+ * exact (the adds are atomic) and only brings back some cache-line sharing. 64 covers one I/O
+ * thread per core on a 64-core machine plus the commit worker. */
+#define LIMIT_METRICS_SHARDS 64
+/* Label dimensions of one family (ledgerd_http_requests_total has three). */
+#define LIMIT_METRICS_LABELS_MAX 4
+/* Buckets of one histogram, +Inf not counted (OpenTelemetry's HTTP buckets are 14). */
+#define LIMIT_METRICS_BUCKETS_MAX 16
+/* Distinct route templates a metric is labelled with, "unmatched" included; routes register
+ * at start-up and a route past the limit is counted as "unmatched". */
+#define LIMIT_METRICS_ROUTES_MAX 24
+/* Result codes of the ledger (enum ledger_result) a metric is labelled with. */
+#define LIMIT_METRICS_RESULTS_MAX 40
+/* One scrape's text: about 600 series today, at most ~150 bytes each; bounded so a label set
+ * grown by mistake shows as a 500 rather than as unbounded memory. */
+#define LIMIT_METRICS_SCRAPE_BYTES_MAX ((size_t)4 * 1024 * 1024)
+/* Accept header bytes looked at when choosing the exposition format; the rest is ignored. */
+#define LIMIT_METRICS_ACCEPT_BYTES_MAX 1024
+
 /* Largest u128 in decimal: 340282366920938463463374607431768211455 (39 digits). */
 #define LIMIT_U128_DEC_LEN_MAX 39
 
 /* One log line; longer messages are cut and marked, never split. */
 #define LIMIT_LOG_LINE_BYTES_MAX 8192
+
+/* Tracing */
+/* Span names: "{method} {route}", the longest route template with room to spare. */
+#define LIMIT_SPAN_NAME_LEN_MAX 128
+/* Attributes per span: a ledgerd span sets at most 13; OpenTelemetry's default limit is 128,
+ * which would make every span 4 times bigger for nothing. More are dropped and counted. */
+#define LIMIT_SPAN_ATTRS_MAX 32
+/* Attribute keys are ledgerd's own semantic-convention names (the longest is 25 bytes). */
+#define LIMIT_SPAN_ATTR_KEY_LEN_MAX 64
+/* String attribute values (url.path, user_agent.original) are cut at a UTF-8 boundary, as
+ * OpenTelemetry's attribute value length limit does: a span stays small whatever a client sends. */
+#define LIMIT_SPAN_ATTR_VALUE_LEN_MAX 256
+/* A span's text arena for attribute keys and string values: a request span's full set with
+ * every value at its maximum fits (8 * (64 + 256)). */
+#define LIMIT_SPAN_TEXT_BYTES 3072
+_Static_assert(LIMIT_SPAN_TEXT_BYTES >=
+                   8 * (LIMIT_SPAN_ATTR_KEY_LEN_MAX + 1 + LIMIT_SPAN_ATTR_VALUE_LEN_MAX + 1),
+               "a request span's attributes fit its arena");
+/* Links per span: OpenTelemetry's default span link count limit. A commit batch carries up to
+ * LIMIT_COMMIT_COMMANDS_MAX requests; links past this one are counted as dropped. */
+#define LIMIT_SPAN_LINKS_MAX 128
+#define LIMIT_SPAN_STATUS_MESSAGE_LEN_MAX 128
+/* OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_*HEADERS use the W3C Baggage format, whose
+ * limits are 8192 bytes and 180 list members; 64 members is plenty for resource attributes and
+ * headers. The arena holds the decoded text (never longer than the input) and the defaults. */
+#define LIMIT_OTEL_KV_BYTES_MAX 8192
+#define LIMIT_OTEL_KV_PAIRS_MAX 64
+#define LIMIT_OTEL_KV_TEXT_BYTES (2 * LIMIT_OTEL_KV_BYTES_MAX)
+/* OTEL_EXPORTER_OTLP_*ENDPOINT: a URL; longer is refused. */
+#define LIMIT_OTLP_ENDPOINT_LEN_MAX 2048
+/* Finished spans waiting for export (OTEL_BSP_MAX_QUEUE_SIZE, OpenTelemetry's default); full
+ * drops the span and counts it. The ceiling bounds memory: a span is about 7 KiB. */
+#define LIMIT_OTLP_QUEUE_SPANS_DEFAULT 2048
+#define LIMIT_OTLP_QUEUE_SPANS_CEILING 16384
+/* Spans per export request (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OpenTelemetry's default). */
+#define LIMIT_OTLP_BATCH_SPANS_DEFAULT 512
+_Static_assert(LIMIT_OTLP_BATCH_SPANS_DEFAULT <= LIMIT_OTLP_QUEUE_SPANS_DEFAULT,
+               "a batch comes out of the queue");
+/* Longest wait before a partial batch is sent (OTEL_BSP_SCHEDULE_DELAY default and ceiling). */
+#define LIMIT_OTLP_SCHEDULE_DELAY_MS_DEFAULT 5000
+#define LIMIT_OTLP_SCHEDULE_DELAY_MS_MAX 600000
+/* One export HTTP request (OTEL_EXPORTER_OTLP_TIMEOUT default), and its ceiling. */
+#define LIMIT_OTLP_TIMEOUT_MS_DEFAULT 10000
+#define LIMIT_OTLP_TIMEOUT_MS_MAX 600000
+/* All attempts at one batch, retries and waits included (OTEL_BSP_EXPORT_TIMEOUT default). */
+#define LIMIT_OTLP_EXPORT_TIMEOUT_MS_DEFAULT 30000
+/* Attempts at one batch before it is dropped and counted, and the backoff between them
+ * (doubling from the initial value up to the maximum, with jitter; the OTLP specification
+ * asks for exponential backoff with jitter). A Retry-After longer than the cap is cut to it. */
+#define LIMIT_OTLP_EXPORT_ATTEMPTS_MAX 5
+#define LIMIT_OTLP_BACKOFF_INITIAL_MS 1000
+#define LIMIT_OTLP_BACKOFF_MAX_MS 5000
+#define LIMIT_OTLP_RETRY_AFTER_MS_MAX 30000
+/* One export request body: the OpenTelemetry Collector's default gRPC message limit (4 MiB);
+ * a batch that would pass it is sent in several requests. A span's JSON is bounded too. */
+#define LIMIT_OTLP_REQUEST_BYTES_MAX ((size_t)4 * 1024 * 1024)
+#define LIMIT_OTLP_SPAN_JSON_BYTES_MAX ((size_t)64 * 1024)
+_Static_assert(LIMIT_OTLP_SPAN_JSON_BYTES_MAX * 8 <= LIMIT_OTLP_REQUEST_BYTES_MAX,
+               "a request holds several spans");
+/* A collector's response body is read up to this many bytes (partial success reports). */
+#define LIMIT_OTLP_RESPONSE_BYTES_MAX ((size_t)64 * 1024)
 
 #endif

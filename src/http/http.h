@@ -26,8 +26,9 @@ int http_server_start(const struct config *cfg, struct store *store, struct comm
                       struct http_server **out, struct buf *err);
 /* The port actually bound (useful with port 0). */
 uint16_t http_server_port(const struct http_server *s);
-/* Begins draining: /readyz answers 503, the listener stops accepting, new requests on open
- * connections get 503 shutting_down with Connection: close. Thread-safe. */
+/* Begins draining: /readyz answers 503 and every new request but the probes gets 503
+ * shutting_down with Connection: close; the listener stays open until http_server_stop.
+ * Thread-safe. */
 void http_server_drain(struct http_server *s);
 /* Requests being processed (body complete, reply not yet sent). Thread-safe. */
 uint64_t http_server_in_flight(const struct http_server *s);

@@ -58,6 +58,8 @@ struct http_route {
 
 extern const struct http_route http_routes[];
 extern const size_t http_routes_count;
+/* Rows the route table may have: bounds the server's per-row metric label index. */
+#define HTTP_ROUTES_MAX 64
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -74,6 +76,9 @@ struct http_server {
     atomic_uint_fast64_t uploading;
     atomic_int_fast64_t upload_progress_mono_ns;
     bool migrations_current; /* checked at start-up */
+    /* Per route table row: the index of its template in the metrics' route label (rows that
+     * share a template share it). */
+    uint8_t route_metric[HTTP_ROUTES_MAX];
 };
 
 enum http_request_state {
@@ -109,17 +114,23 @@ struct http_request {
     const char *method_name;        /* owned by MHD for the request's life */
     const char *path;               /* owned by MHD, percent-decoded */
     const struct http_route *route; /* NULL: no route matched */
+    /* A row whose template matches the path, whatever the method: the route a 405 is
+     * counted under. NULL when no template matches (404). */
+    const struct http_route *path_route;
     struct trace_context trace;
 
     /* Body. */
     struct buf body;
     size_t body_bytes_max;
     uint64_t body_discarded_bytes; /* of a body over its limit */
+    uint64_t body_received_bytes;  /* every body byte that arrived, kept or not */
 
     /* Reply. */
     struct buf resp;
     const char *content_type;
-    const char *problem_code; /* for the access log */
+    const char *problem_code;            /* for the access log */
+    const char *cache_control;           /* Cache-Control, NULL: none */
+    const char *content_security_policy; /* Content-Security-Policy, NULL: none */
     size_t resp_bytes;
     int status;
     unsigned retry_after_seconds; /* 0: no Retry-After */
@@ -157,6 +168,8 @@ void http_route_match(struct http_request *req);
 /* Handlers (routes.c). */
 enum http_outcome http_handle_livez(struct http_request *req);
 enum http_outcome http_handle_readyz(struct http_request *req);
+enum http_outcome http_handle_metrics(struct http_request *req);
+enum http_outcome http_handle_ops_dashboard(struct http_request *req);
 enum http_outcome http_handle_account_create(struct http_request *req);
 enum http_outcome http_handle_account_get(struct http_request *req);
 enum http_outcome http_handle_accounts_list(struct http_request *req);

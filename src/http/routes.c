@@ -13,11 +13,16 @@
 #include "core/ids.h"
 #include "http/http_internal.h"
 #include "ledger/render.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "ops/dashboard.h"
 #include "ops/ops.h"
 
 const struct http_route http_routes[] = {
     {HTTP_GET, "/livez", http_handle_livez, "public", HTTP_BODY_NONE, false},
     {HTTP_GET, "/readyz", http_handle_readyz, "public", HTTP_BODY_NONE, false},
+    {HTTP_GET, "/metrics", http_handle_metrics, "public", HTTP_BODY_NONE, false},
+    {HTTP_GET, "/ops/dashboard", http_handle_ops_dashboard, "public", HTTP_BODY_NONE, false},
     {HTTP_POST, "/v1/accounts", http_handle_account_create, "ledger:write", HTTP_BODY_DEFAULT,
      true},
     {HTTP_GET, "/v1/accounts", http_handle_accounts_list, "ledger:read", HTTP_BODY_NONE, false},
@@ -81,6 +86,7 @@ void http_route_match(struct http_request *req)
 {
     int best = -1;
     req->route = NULL;
+    req->path_route = NULL;
     req->allow = 0;
     for (size_t i = 0; i < http_routes_count; i++) {
         const struct http_route *r = &http_routes[i];
@@ -91,6 +97,9 @@ void http_route_match(struct http_request *req)
             continue;
         }
         req->allow |= (unsigned)r->method;
+        if (req->path_route == NULL) {
+            req->path_route = r;
+        }
         if (r->method == req->method && score > best) {
             best = score;
             req->route = r;
@@ -111,15 +120,19 @@ enum http_outcome http_handle_livez(struct http_request *req)
     return HTTP_REPLIED;
 }
 
+/* The readiness checks, as /readyz and ledgerd_up see them. */
+static void http_readiness(struct http_server *srv, struct ops_readiness *r)
+{
+    r->database = store_ping(srv->store) == 0;
+    r->migrations = srv->migrations_current;
+    r->commits = commit_healthy(srv->commit);
+    r->draining = atomic_load(&srv->draining);
+}
+
 enum http_outcome http_handle_readyz(struct http_request *req)
 {
-    struct http_server *srv = req->server;
-    struct ops_readiness r = {
-        .database = store_ping(srv->store) == 0,
-        .migrations = srv->migrations_current,
-        .commits = commit_healthy(srv->commit),
-        .draining = atomic_load(&srv->draining),
-    };
+    struct ops_readiness r;
+    http_readiness(req->server, &r);
     struct buf checks;
     buf_init(&checks, 512);
     (void)ops_render_checks(&r, &checks);
@@ -136,6 +149,41 @@ enum http_outcome http_handle_readyz(struct http_request *req)
         buf_release(&extra);
     }
     buf_release(&checks);
+    return HTTP_REPLIED;
+}
+
+/* GET /metrics: the gauges that are read rather than counted are set here, then every metric
+ * is rendered in the format the Accept header asks for (Prometheus text by default). */
+enum http_outcome http_handle_metrics(struct http_request *req)
+{
+    struct http_server *srv = req->server;
+    struct ops_readiness r;
+    http_readiness(srv, &r);
+    metrics_set(METRIC_UP, 0, ops_ready(&r) ? 1 : 0);
+    metrics_set(METRIC_HTTP_IN_FLIGHT, 0, (int64_t)http_server_in_flight(srv));
+    metrics_set(METRIC_COMMIT_QUEUE_DEPTH, 0, (int64_t)commit_queue_depth(srv->commit));
+    metrics_set(METRIC_COMMIT_QUEUE_CAPACITY, 0, (int64_t)commit_queue_capacity(srv->commit));
+
+    const char *accept = NULL;
+    size_t accept_len = 0;
+    if (MHD_lookup_connection_value_n(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT,
+                                      strlen(MHD_HTTP_HEADER_ACCEPT), &accept,
+                                      &accept_len) != MHD_YES) {
+        accept = NULL;
+        accept_len = 0;
+    }
+    enum metrics_format fmt = metrics_format_negotiate(accept, accept_len);
+    buf_release(&req->resp);
+    buf_init(&req->resp, LIMIT_METRICS_SCRAPE_BYTES_MAX);
+    if (metrics_render(fmt, &req->resp) != 0) {
+        log_msgf(CONFIG_LOG_ERROR, NULL, "metrics: the scrape did not fit %zu bytes",
+                 LIMIT_METRICS_SCRAPE_BYTES_MAX);
+        http_problem(req, 500, "internal_error", "the metrics did not fit the response", NULL, 0,
+                     NULL);
+        return HTTP_REPLIED;
+    }
+    req->status = 200;
+    req->content_type = metrics_content_type(fmt);
     return HTTP_REPLIED;
 }
 
@@ -484,4 +532,22 @@ enum http_outcome http_handle_accounts_list(struct http_request *req)
 enum http_outcome http_handle_account_transfers(struct http_request *req)
 {
     return http_list(req, false);
+}
+
+/* GET /ops/dashboard: the self-contained live dashboard page (src/ops/dashboard.html), which
+ * polls /metrics from the same origin. Its CSP allows inline script and style only. */
+enum http_outcome http_handle_ops_dashboard(struct http_request *req)
+{
+    size_t len = 0;
+    const char *page = ops_dashboard_html(&len);
+    if (buf_append(&req->resp, page, len) != 0) {
+        http_problem(req, 500, "internal_error", "the page did not fit the response", NULL, 0,
+                     NULL);
+        return HTTP_REPLIED;
+    }
+    req->status = 200;
+    req->content_type = OPS_DASHBOARD_CONTENT_TYPE;
+    req->cache_control = OPS_DASHBOARD_CACHE_CONTROL;
+    req->content_security_policy = OPS_DASHBOARD_CSP;
+    return HTTP_REPLIED;
 }

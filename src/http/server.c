@@ -24,6 +24,7 @@
 #include "core/ids.h"
 #include "http/http_internal.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 
 /* Response bodies the worker writes: the largest is a batch result of 8190 items. */
 #define HTTP_RESPONSE_BYTES_MAX ((size_t)16 * 1024 * 1024)
@@ -94,6 +95,12 @@ static enum MHD_Result http_send(struct http_request *req)
     ok = ok && http_add_header(r, "traceresponse", traceresponse);
     if (len > 0 && req->content_type != NULL) {
         ok = ok && http_add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
+    }
+    if (req->cache_control != NULL) {
+        ok = ok && http_add_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, req->cache_control);
+    }
+    if (req->content_security_policy != NULL) {
+        ok = ok && http_add_header(r, "Content-Security-Policy", req->content_security_policy);
     }
     if (req->location[0] != '\0') {
         ok = ok && http_add_header(r, MHD_HTTP_HEADER_LOCATION, req->location);
@@ -411,6 +418,7 @@ static bool http_idempotency(struct http_request *req)
         req->idem_claimed = true;
         break;
     case IDEM_IN_FLIGHT:
+        metrics_add(METRIC_IDEM_LOOKUPS, METRICS_IDEM_IN_FLIGHT, 1);
         req->retry_after_seconds = 1;
         http_problem(req, 409, "idempotency_key_in_flight",
                      "a request with this Idempotency-Key is still being processed", NULL, 0, NULL);
@@ -431,6 +439,7 @@ static bool http_idempotency(struct http_request *req)
     int rc = store_idem_get(srv->store, http_principal_anonymous, req->idempotency_key,
                             clock_unix_ms(), http_replay_row, &rp);
     if (rc == -ENOENT) {
+        metrics_add(METRIC_IDEM_LOOKUPS, METRICS_IDEM_MISS, 1);
         return false;
     }
     http_idem_release(req);
@@ -440,8 +449,11 @@ static bool http_idempotency(struct http_request *req)
         return true;
     }
     if (!rp.matched) {
+        metrics_add(METRIC_IDEM_LOOKUPS, METRICS_IDEM_REUSED, 1);
         http_problem(req, 422, "idempotency_key_reused",
                      "this Idempotency-Key was used with a different request", NULL, 0, NULL);
+    } else {
+        metrics_add(METRIC_IDEM_LOOKUPS, METRICS_IDEM_HIT, 1);
     }
     return true;
 }
@@ -552,6 +564,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        req->body_received_bytes += n;
         atomic_store(&srv->upload_progress_mono_ns, clock_mono_ns());
         if (req->state != HTTP_REQ_READING) {
             return MHD_YES;
@@ -639,6 +652,26 @@ static void http_access_log(const struct http_request *req, enum MHD_RequestTerm
     buf_release(&fields);
 }
 
+/* Counts a replied request: by method, route and status, its duration from the headers to the
+ * reply sent, and the size of its body on routes that take one. A request whose client left
+ * before any reply is only in the access log. */
+static void http_count_request(const struct http_server *srv, const struct http_request *req)
+{
+    if (req->state != HTTP_REQ_REPLIED) {
+        return;
+    }
+    const struct http_route *r = req->route != NULL ? req->route : req->path_route;
+    size_t route = r != NULL ? srv->route_metric[r - http_routes] : METRICS_ROUTE_UNMATCHED;
+    size_t method = (size_t)__builtin_ctz((unsigned)req->method);
+    int64_t ns = clock_mono_ns() - req->start_mono_ns;
+    metrics_add(METRIC_HTTP_REQUESTS, metrics_http_requests_series(method, route, req->status), 1);
+    metrics_observe(METRIC_HTTP_DURATION, metrics_http_duration_series(method, route, req->status),
+                    ns > 0 ? (uint64_t)ns : 0);
+    if (req->route != NULL && req->route->body != HTTP_BODY_NONE) {
+        metrics_observe(METRIC_HTTP_BODY_BYTES, route, req->body_received_bytes);
+    }
+}
+
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            enum MHD_RequestTerminationCode toe)
 {
@@ -650,6 +683,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     }
     *con_cls = NULL;
     http_access_log(req, toe);
+    http_count_request(srv, req);
     /* A request completed while suspended cannot happen: MHD keeps suspended connections. */
     ASSERT(req->state != HTTP_REQ_WAITING);
     bool counted = req->counted_in_flight;
@@ -697,6 +731,32 @@ __attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const 
  * Start and stop
  * ------------------------------------------------------------------------------------- */
 
+/* Gives each route table row its template's index in the metrics' route label; rows sharing a
+ * template share an index, and templates past the label's capacity count as "unmatched". */
+_Static_assert(LIMIT_METRICS_ROUTES_MAX <= UINT8_MAX, "a route's metric index fits a byte");
+static void http_routes_for_metrics(struct http_server *srv)
+{
+    ASSERT(http_routes_count <= HTTP_ROUTES_MAX);
+    const char *names[HTTP_ROUTES_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < http_routes_count; i++) {
+        size_t j = 0;
+        while (j < n && strcmp(names[j], http_routes[i].template) != 0) {
+            j++;
+        }
+        if (j == n) {
+            names[n++] = http_routes[i].template;
+        }
+        srv->route_metric[i] = (uint8_t)(j + 1);
+    }
+    size_t taken = metrics_routes_register(names, n);
+    for (size_t i = 0; i < http_routes_count; i++) {
+        if (srv->route_metric[i] > taken) {
+            srv->route_metric[i] = METRICS_ROUTE_UNMATCHED;
+        }
+    }
+}
+
 static int http_resolve(const char *host, uint16_t port, struct sockaddr_storage *out,
                         socklen_t *out_len, struct buf *err)
 {
@@ -734,6 +794,7 @@ int http_server_start(const struct config *cfg, struct store *store, struct comm
     atomic_init(&srv->in_flight, 0);
     atomic_init(&srv->uploading, 0);
     atomic_init(&srv->upload_progress_mono_ns, 0);
+    http_routes_for_metrics(srv);
     int rc = idem_registry_new(cfg->connections_max + cfg->queue_depth_max, &srv->idem);
     if (rc != 0) {
         goto out_free;
@@ -793,13 +854,10 @@ uint16_t http_server_port(const struct http_server *s)
 
 void http_server_drain(struct http_server *s)
 {
-    if (atomic_exchange(&s->draining, true)) {
-        return;
-    }
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET) {
-        close(fd);
-    }
+    /* From here on, every new request but the probes gets 503 shutting_down. The listening
+     * socket stays open until http_server_stop: MHD_quiesce_daemon on an epoll thread pool races
+     * with the workers removing the socket from their epoll sets and can abort the process. */
+    (void)atomic_exchange(&s->draining, true);
 }
 
 uint64_t http_server_in_flight(const struct http_server *s)

@@ -5,18 +5,26 @@
  * costs no allocation on the hot path. A line that would pass LIMIT_LOG_LINE_BYTES_MAX has its
  * body cut (at a UTF-8 boundary) and is marked "truncated":true; it is never split or left as
  * invalid JSON.
+ *
+ * The finished line goes to stdout (when chosen) with one write(2), and is copied into the queue
+ * of every other chosen sink (log_sink.c); sinks never hold the caller up. The level is an atomic
+ * so signals can change it while requests log.
  */
 #include "obs/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/assert.h"
 #include "core/clock.h"
 #include "core/limits.h"
+#include "obs/log_sink.h"
 
 #define LOG_SERVICE_NAME "ledgerd"
 #define LOG_ENV_NAME_LEN_MAX 31
@@ -26,15 +34,29 @@
 static const char log_truncated_member[] = ",\"truncated\":true";
 static const char log_line_end[] = "}\n";
 
-static enum config_log_level log_level_min = CONFIG_LOG_INFO;
+static _Atomic int log_level_min = CONFIG_LOG_INFO;
 static int log_fd = STDOUT_FILENO;
 static char log_env_name[LOG_ENV_NAME_LEN_MAX + 1] = "dev";
-static atomic_uint_fast64_t log_dropped_count;
+static atomic_uint_fast64_t log_written_count[LOG_SINK_COUNT];
+static atomic_uint_fast64_t log_dropped_count[LOG_SINK_COUNT];
+/* CONFIG_LOG_SINK_* bits of the sinks lines go to. */
+static atomic_uint log_sinks_mask = CONFIG_LOG_SINK_STDOUT;
+static struct log_worker log_workers[LOG_SINK_COUNT];
+static bool log_sinks_started;
+static char log_level_file[sizeof(((struct config *)0)->log_level_file)];
+
+static const char *const log_sink_names[LOG_SINK_COUNT] = {"stdout", "file", "syslog", "loki"};
+
+_Static_assert(CONFIG_LOG_SINK_STDOUT == 1u << LOG_SINK_STDOUT &&
+                   CONFIG_LOG_SINK_FILE == 1u << LOG_SINK_FILE &&
+                   CONFIG_LOG_SINK_SYSLOG == 1u << LOG_SINK_SYSLOG &&
+                   CONFIG_LOG_SINK_LOKI == 1u << LOG_SINK_LOKI,
+               "the sink bits of config.h follow enum log_sink");
 
 void log_setup(enum config_log_level level, int fd, const char *env_name)
 {
     ASSERT(fd >= 0);
-    log_level_min = level;
+    atomic_store(&log_level_min, (int)level);
     log_fd = fd;
     if (env_name != NULL) {
         size_t n = strnlen(env_name, LOG_ENV_NAME_LEN_MAX);
@@ -45,12 +67,57 @@ void log_setup(enum config_log_level level, int fd, const char *env_name)
 
 bool log_enabled(enum config_log_level level)
 {
-    return level >= log_level_min;
+    return (int)level >= atomic_load_explicit(&log_level_min, memory_order_relaxed);
+}
+
+enum config_log_level log_level(void)
+{
+    return (enum config_log_level)atomic_load(&log_level_min);
 }
 
 uint64_t log_dropped(void)
 {
-    return (uint64_t)atomic_load(&log_dropped_count);
+    uint64_t total = 0;
+    for (size_t i = 0; i < LOG_SINK_COUNT; i++) {
+        total += (uint64_t)atomic_load(&log_dropped_count[i]);
+    }
+    return total;
+}
+
+const char *log_sink_name(enum log_sink sink)
+{
+    ASSERT(sink < LOG_SINK_COUNT);
+    return log_sink_names[sink];
+}
+
+uint64_t log_sink_written(enum log_sink sink)
+{
+    ASSERT(sink < LOG_SINK_COUNT);
+    return (uint64_t)atomic_load(&log_written_count[sink]);
+}
+
+uint64_t log_sink_dropped(enum log_sink sink)
+{
+    ASSERT(sink < LOG_SINK_COUNT);
+    return (uint64_t)atomic_load(&log_dropped_count[sink]);
+}
+
+bool log_sink_active(enum log_sink sink)
+{
+    ASSERT(sink < LOG_SINK_COUNT);
+    return (atomic_load(&log_sinks_mask) & (1u << sink)) != 0;
+}
+
+void log_count_written(enum log_sink sink, uint64_t lines)
+{
+    ASSERT(sink < LOG_SINK_COUNT);
+    atomic_fetch_add(&log_written_count[sink], lines);
+}
+
+void log_count_dropped(enum log_sink sink, uint64_t lines)
+{
+    ASSERT(sink < LOG_SINK_COUNT);
+    atomic_fetch_add(&log_dropped_count[sink], lines);
 }
 
 static const char *severity_text(enum config_log_level level)
@@ -139,17 +206,30 @@ static void write_line(const char *line, size_t len)
             break; /* EAGAIN on a full pipe, EBADF, EPIPE...: the line is lost */
         }
     }
-    if (done < len) {
-        atomic_fetch_add(&log_dropped_count, 1);
+    log_count_dropped(LOG_SINK_STDOUT, done < len ? 1 : 0);
+    log_count_written(LOG_SINK_STDOUT, done < len ? 0 : 1);
+}
+
+/* Hands a finished line to every chosen sink. */
+static void dispatch_line(enum config_log_level level, int64_t unix_ns, const char *line,
+                          size_t len)
+{
+    unsigned mask = atomic_load(&log_sinks_mask);
+    if ((mask & CONFIG_LOG_SINK_STDOUT) != 0) {
+        write_line(line, len);
+    }
+    struct log_record rec = {unix_ns, (uint32_t)len, level};
+    for (size_t i = LOG_SINK_STDOUT + 1; i < LOG_SINK_COUNT; i++) {
+        if ((mask & (1u << i)) != 0 && !log_queue_push(&log_workers[i].queue, &rec, line)) {
+            log_count_dropped((enum log_sink)i, 1);
+        }
     }
 }
 
-void log_event(enum config_log_level level, const struct log_ctx *ctx, const char *msg,
-               const char *fields_json)
+/* Builds and writes one line whatever the level. */
+static void log_emit(enum config_log_level level, const struct log_ctx *ctx, const char *msg,
+                     const char *fields_json)
 {
-    if (!log_enabled(level)) {
-        return;
-    }
     if (msg == NULL) {
         msg = "";
     }
@@ -158,7 +238,8 @@ void log_event(enum config_log_level level, const struct log_ctx *ctx, const cha
     const size_t reserve = sizeof(log_truncated_member) - 1 + sizeof(log_line_end) - 1;
     const size_t len_max = sizeof(line) - 1 - reserve; /* head, body and tail */
     char ts[CLOCK_RFC3339_MS_LEN + 1];
-    clock_format_rfc3339_ms(clock_unix_ms(), ts);
+    int64_t unix_ns = clock_unix_ns();
+    clock_format_rfc3339_ms(unix_ns / 1000000, ts);
     struct buf b;
     stack_buf(&b, line, 0, len_max);
 
@@ -222,8 +303,17 @@ void log_event(enum config_log_level level, const struct log_ctx *ctx, const cha
     len += sizeof(log_line_end) - 1;
     ASSERT(len <= sizeof(line));
 
-    write_line(line, len);
+    dispatch_line(level, unix_ns, line, len);
     errno = saved_errno;
+}
+
+void log_event(enum config_log_level level, const struct log_ctx *ctx, const char *msg,
+               const char *fields_json)
+{
+    if (!log_enabled(level)) {
+        return;
+    }
+    log_emit(level, ctx, msg, fields_json);
 }
 
 void log_msgf(enum config_log_level level, const struct log_ctx *ctx, const char *fmt, ...)
@@ -240,4 +330,168 @@ void log_msgf(enum config_log_level level, const struct log_ctx *ctx, const char
         msg[0] = '\0';
     }
     log_event(level, ctx, msg, NULL);
+}
+
+/* ===== Sinks ===== */
+
+void log_sink_report(enum config_log_level level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    if (level >= CONFIG_LOG_ERROR) {
+        fprintf(stderr, "ledgerd: %s\n", msg);
+    }
+    log_event(level, NULL, msg, NULL);
+}
+
+static void log_sinks_stop_at_exit(void)
+{
+    log_sinks_stop();
+}
+
+int log_sinks_start(const struct config *cfg)
+{
+    ASSERT(cfg != NULL);
+    ASSERT(!log_sinks_started);
+    static const struct {
+        enum log_sink sink;
+        int (*open)(const struct config *cfg, void **state);
+        const struct log_sink_ops *ops;
+    } kinds[] = {
+        {LOG_SINK_FILE, log_file_open, &log_file_ops},
+        {LOG_SINK_SYSLOG, log_syslog_open, &log_syslog_ops},
+        {LOG_SINK_LOKI, log_loki_open, &log_loki_ops},
+    };
+    size_t n = strnlen(cfg->log_level_file, sizeof(log_level_file) - 1);
+    memcpy(log_level_file, cfg->log_level_file, n);
+    log_level_file[n] = '\0';
+
+    int rc = 0;
+    unsigned started = cfg->log_sinks & CONFIG_LOG_SINK_STDOUT;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        struct log_worker *w = &log_workers[kinds[i].sink];
+        if ((cfg->log_sinks & (1u << kinds[i].sink)) == 0) {
+            continue;
+        }
+        w->sink = kinds[i].sink;
+        w->ops = kinds[i].ops;
+        log_queue_release(&w->queue); /* left by an earlier start and stop (tests) */
+        rc = log_queue_init(&w->queue, cfg->log_queue_bytes);
+        if (rc != 0) {
+            fprintf(stderr, "ledgerd: %s sink: no memory for its queue\n",
+                    log_sink_names[kinds[i].sink]);
+            break;
+        }
+        rc = kinds[i].open(cfg, &w->state);
+        if (rc == 0) {
+            rc = log_worker_start(w);
+            if (rc != 0) {
+                w->ops->close(w->state, clock_mono_ns());
+                w->state = NULL;
+            }
+        }
+        if (rc != 0) {
+            log_queue_release(&w->queue);
+            break;
+        }
+        started |= 1u << kinds[i].sink;
+    }
+    log_sinks_started = true;
+    atomic_store(&log_sinks_mask, started);
+    static bool at_exit_registered;
+    if (!at_exit_registered) {
+        at_exit_registered = atexit(log_sinks_stop_at_exit) == 0;
+    }
+    if (rc != 0) {
+        log_sinks_stop();
+        return rc;
+    }
+    return 0;
+}
+
+void log_sinks_stop(void)
+{
+    if (!log_sinks_started) {
+        return;
+    }
+    log_sinks_started = false;
+    int64_t deadline = clock_mono_ns() + (int64_t)LOG_SINK_STOP_TIMEOUT_MS * 1000000;
+    for (size_t i = LOG_SINK_STDOUT + 1; i < LOG_SINK_COUNT; i++) {
+        log_worker_stop(&log_workers[i], deadline);
+    }
+    /* From here on lines go to stdout only; queues stay allocated (see log_worker_stop). */
+    atomic_fetch_and(&log_sinks_mask, CONFIG_LOG_SINK_STDOUT);
+}
+
+/* ===== Level at run time ===== */
+
+void log_level_set(enum config_log_level level, const char *reason)
+{
+    ASSERT(level >= CONFIG_LOG_DEBUG && level <= CONFIG_LOG_ERROR);
+    enum config_log_level old = (enum config_log_level)atomic_exchange(&log_level_min, (int)level);
+    char fields[160];
+    (void)snprintf(fields, sizeof(fields), "\"log_level\":\"%s\",\"previous_log_level\":\"%s\"",
+                   config_log_level_name(level), config_log_level_name(old));
+    char msg[160];
+    (void)snprintf(msg, sizeof(msg),
+                   old == level ? "log level stays %s (%s)" : "log level changed to %s (%s)",
+                   config_log_level_name(level), reason != NULL ? reason : "request");
+    /* Written whatever the new level: a change must always be visible. */
+    log_emit(CONFIG_LOG_INFO, NULL, msg, fields);
+}
+
+/* Reads LEDGERD_LOG_LEVEL_FILE again; a file that cannot be read or holds no level leaves the
+ * level as it was, with an error. */
+static void log_level_reload(void)
+{
+    if (log_level_file[0] == '\0') {
+        log_emit(CONFIG_LOG_INFO, NULL,
+                 "SIGHUP: LEDGERD_LOG_LEVEL_FILE is not set; log level unchanged", NULL);
+        return;
+    }
+    char text[256];
+    ssize_t len = -1;
+    int fd = open(log_level_file, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        do {
+            len = read(fd, text, sizeof(text));
+        } while (len < 0 && errno == EINTR);
+        (void)close(fd);
+    }
+    enum config_log_level level;
+    if (len < 0 || (size_t)len >= sizeof(text) ||
+        config_log_level_parse(text, (size_t)len, &level) != 0) {
+        log_sink_report(CONFIG_LOG_ERROR,
+                        "SIGHUP: LEDGERD_LOG_LEVEL_FILE cannot be read or holds no level "
+                        "(debug, info, warn, error); log level unchanged");
+        return;
+    }
+    log_level_set(level, "SIGHUP");
+}
+
+void log_signal(int sig)
+{
+    enum config_log_level level = log_level();
+    switch (sig) {
+    case SIGHUP:
+        log_level_reload();
+        log_file_request_reopen();
+        break;
+    case SIGUSR1:
+        log_level_set(level > CONFIG_LOG_DEBUG ? (enum config_log_level)(level - 1) : level,
+                      "SIGUSR1");
+        break;
+    case SIGUSR2:
+        log_level_set(level < CONFIG_LOG_ERROR ? (enum config_log_level)(level + 1) : level,
+                      "SIGUSR2");
+        break;
+    default:
+        break;
+    }
 }

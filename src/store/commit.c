@@ -23,6 +23,7 @@
 #include "ledger/book.h"
 #include "ledger/render.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 
 /* Expired idempotency records are purged this often, when the worker is idle. */
 #define COMMIT_PURGE_INTERVAL_NS (60ll * 1000 * 1000 * 1000)
@@ -79,11 +80,13 @@ int commit_submit(struct commit *c, struct commit_cmd *cmd)
     if (c->stopping) {
         pthread_mutex_unlock(&c->lock);
         atomic_fetch_add(&c->rejected, 1);
+        metrics_add(METRIC_COMMIT_QUEUE_REJECTIONS, METRICS_REJECT_SHUTTING_DOWN, 1);
         return -ESHUTDOWN;
     }
     if (atomic_load(&c->depth) >= c->cfg.queue_depth_max) {
         pthread_mutex_unlock(&c->lock);
         atomic_fetch_add(&c->rejected, 1);
+        metrics_add(METRIC_COMMIT_QUEUE_REJECTIONS, METRICS_REJECT_FULL, 1);
         return -EAGAIN;
     }
     cmd->next = NULL;
@@ -123,6 +126,21 @@ static void commit_take(struct commit *c)
     }
     ASSERT(c->cmds_count >= 1);
     ASSERT(items <= LIMIT_COMMIT_ITEMS_MAX);
+}
+
+/* Counts the batch just taken: each command's wait in the queue, and the batch's size. */
+static void commit_count_taken(const struct commit *c)
+{
+    int64_t now = clock_mono_ns();
+    uint64_t items = 0;
+    for (size_t i = 0; i < c->cmds_count; i++) {
+        const struct commit_cmd *cmd = c->cmds[i];
+        int64_t waited = now - cmd->queued_mono_ns;
+        metrics_observe(METRIC_COMMIT_QUEUE_WAIT, 0, waited > 0 ? (uint64_t)waited : 0);
+        items += commit_cmd_items(cmd);
+    }
+    metrics_observe(METRIC_COMMIT_BATCH_COMMANDS, 0, c->cmds_count);
+    metrics_observe(METRIC_COMMIT_BATCH_ITEMS, 0, items);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -353,6 +371,36 @@ static void commit_deadline_note(struct commit *c, int64_t deadline_ms)
     }
 }
 
+/* Counts the results of a committed batch: accounts and transfers by result code. Tallied
+ * first so that a batch of 8190 transfers costs a few adds, not 8190. */
+static void commit_count_results(const struct commit *c)
+{
+    uint64_t accounts[LEDGER_RESULT_COUNT] = {0};
+    uint64_t transfers[LEDGER_RESULT_COUNT] = {0};
+    size_t item = 0;
+    for (size_t i = 0; i < c->cmds_count; i++) {
+        const struct commit_cmd *cmd = c->cmds[i];
+        size_t n = commit_cmd_items(cmd);
+        for (size_t k = item; k < item + n; k++) {
+            ASSERT(c->results[k] < LEDGER_RESULT_COUNT);
+            if (cmd->kind == COMMIT_ACCOUNT_CREATE) {
+                accounts[c->results[k]]++;
+            } else {
+                transfers[c->results[k]]++;
+            }
+        }
+        item += n;
+    }
+    for (size_t r = 0; r < LEDGER_RESULT_COUNT; r++) {
+        if (accounts[r] > 0) {
+            metrics_add(METRIC_ACCOUNTS, r, accounts[r]);
+        }
+        if (transfers[r] > 0) {
+            metrics_add(METRIC_TRANSFERS, r, transfers[r]);
+        }
+    }
+}
+
 /* Commits the batch in c->cmds and completes every command. */
 static void commit_batch(struct commit *c)
 {
@@ -360,6 +408,7 @@ static void commit_batch(struct commit *c)
     int64_t deadline_ms = 0;
     size_t expired = 0;
     ledger_book_reset(c->book);
+    int64_t begin_ns = clock_mono_ns();
 
     int rc = store_tx_begin(c->store);
     if (rc == 0) {
@@ -381,12 +430,19 @@ static void commit_batch(struct commit *c)
     if (rc != 0) {
         store_tx_rollback(c->store);
         atomic_store(&c->healthy, false);
+        metrics_add(METRIC_COMMIT_FAILURES, 0, 1);
         log_msgf(CONFIG_LOG_ERROR, NULL, "commit: batch of %zu commands failed (%d)", c->cmds_count,
                  rc);
         commit_fail_all(c, 503, "storage_unavailable",
                         "The ledger could not store the request; nothing was stored. Retry "
                         "later.");
         return;
+    }
+    int64_t took_ns = clock_mono_ns() - begin_ns;
+    metrics_observe(METRIC_COMMIT_DURATION, 0, took_ns > 0 ? (uint64_t)took_ns : 0);
+    commit_count_results(c);
+    if (expired > 0) {
+        metrics_add(METRIC_PENDING_EXPIRED, 0, expired);
     }
     atomic_store(&c->healthy, true);
     atomic_fetch_add(&c->batches, 1);
@@ -424,8 +480,12 @@ static void commit_sweep(struct commit *c)
     if (rc != 0) {
         store_tx_rollback(c->store);
         atomic_store(&c->healthy, false);
+        metrics_add(METRIC_COMMIT_FAILURES, 0, 1);
         log_msgf(CONFIG_LOG_ERROR, NULL, "commit: expiry sweep failed (%d)", rc);
         return;
+    }
+    if (expired > 0) {
+        metrics_add(METRIC_PENDING_EXPIRED, 0, expired);
     }
     atomic_store(&c->healthy, true);
 }
@@ -498,6 +558,7 @@ static void *commit_main(void *arg)
         bool late = c->stopping && clock_mono_ns() >= c->stop_deadline_mono_ns;
         commit_take(c);
         pthread_mutex_unlock(&c->lock);
+        commit_count_taken(c);
         if (late) {
             commit_fail_all(c, 503, "shutting_down",
                             "The server is shutting down; the request was not applied.");
@@ -506,6 +567,17 @@ static void *commit_main(void *arg)
         commit_batch(c);
     }
     return NULL;
+}
+
+/* Names the result label of ledgerd_transfers_total / ledgerd_accounts_total. */
+_Static_assert(LEDGER_RESULT_COUNT <= LIMIT_METRICS_RESULTS_MAX, "every result code is a label");
+static void commit_metrics_labels(void)
+{
+    const char *codes[LEDGER_RESULT_COUNT];
+    for (size_t r = 0; r < LEDGER_RESULT_COUNT; r++) {
+        codes[r] = ledger_result_code((enum ledger_result)r);
+    }
+    metrics_results_register(codes, LEDGER_RESULT_COUNT);
 }
 
 static void commit_free(struct commit *c)
@@ -530,6 +602,7 @@ int commit_start(struct store *s, const struct commit_config *cfg, struct commit
     if (c == NULL) {
         return -ENOMEM;
     }
+    commit_metrics_labels();
     c->store = s;
     c->cfg = *cfg;
     atomic_init(&c->depth, 0);
@@ -606,6 +679,12 @@ uint64_t commit_rejected_total(const struct commit *c)
 {
     ASSERT(c != NULL);
     return atomic_load(&c->rejected);
+}
+
+uint32_t commit_queue_capacity(const struct commit *c)
+{
+    ASSERT(c != NULL);
+    return c->cfg.queue_depth_max;
 }
 
 bool commit_healthy(const struct commit *c)

@@ -75,6 +75,8 @@ void commit_stop(struct commit *c, int64_t deadline_mono_ns);
 
 /* Gauges and counters for metrics and readiness (thread-safe, approximate). */
 uint32_t commit_queue_depth(const struct commit *c);
+/* Commands the queue holds before commit_submit answers -EAGAIN (cfg.queue_depth_max). */
+uint32_t commit_queue_capacity(const struct commit *c);
 uint64_t commit_batches_total(const struct commit *c);
 uint64_t commit_rejected_total(const struct commit *c);
 /* False after a commit failed until the next one succeeds: feeds /readyz. */

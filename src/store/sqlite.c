@@ -32,6 +32,7 @@
 #include "core/sha256.h"
 #include "core/u128.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "store/migrations.h"
 #include "store/store_internal.h"
 #include "store/walbuf.h"
@@ -286,9 +287,12 @@ static int sq_reader(struct sq_store *s, struct sq_conn **out)
 {
     struct sq_conn *c = pthread_getspecific(s->reader_key);
     if (c != NULL) {
+        /* The thread's own connection: acquired without waiting. */
+        metrics_observe(METRIC_DB_ACQUIRE_WAIT, METRICS_DB_READER, 0);
         *out = c;
         return 0;
     }
+    int64_t open_start_ns = clock_mono_ns();
     c = malloc(sizeof(*c));
     if (c == NULL) {
         return -ENOMEM;
@@ -309,6 +313,9 @@ static int sq_reader(struct sq_store *s, struct sq_conn **out)
     c->next = s->readers;
     s->readers = c;
     pthread_mutex_unlock(&s->readers_lock);
+    metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_READER, 1);
+    int64_t waited = clock_mono_ns() - open_start_ns;
+    metrics_observe(METRIC_DB_ACQUIRE_WAIT, METRICS_DB_READER, waited > 0 ? (uint64_t)waited : 0);
     *out = c;
     return 0;
 
@@ -684,6 +691,7 @@ static int sq_open(const char *location, void **be_out, struct buf *err)
         goto out_stop_checkpointer;
     }
     pthread_mutex_init(&s->readers_lock, NULL);
+    metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_WRITER, 1);
     *be_out = s;
     return 0;
 
@@ -707,11 +715,13 @@ static void sq_close(void *be)
         struct sq_conn *next = c->next;
         sq_conn_close(c);
         free(c);
+        metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_READER, -1);
         c = next;
     }
     sq_checkpointer_stop(s);
     /* Closing the last connection checkpoints the WAL into the database file. */
     sq_conn_close(&s->writer);
+    metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_WRITER, -1);
     pthread_key_delete(s->reader_key);
     pthread_mutex_destroy(&s->readers_lock);
     free(s);

@@ -12,13 +12,25 @@
 #include <string.h>
 
 #include "core/assert.h"
+#include "core/clock.h"
 #include "core/limits.h"
+#include "obs/metrics.h"
 #include "store/store_internal.h"
 
 struct store {
     const struct store_backend_ops *ops;
-    void *be; /* the backend's own state */
+    void *be;     /* the backend's own state */
+    bool tx_open; /* the writer is in a transaction (the commit worker's thread only) */
 };
+
+/* Connections in use, for ledgerd_db_pool_connections: a read holds the calling thread's
+ * reader for its duration, a transaction holds the writer from BEGIN to COMMIT/ROLLBACK. The
+ * adds go to the calling thread's metrics shard, so readers on many threads share nothing. */
+static void store_in_use(enum metrics_db_role role, int64_t delta)
+{
+    metrics_gauge_add(METRIC_DB_POOL_CONNS, metrics_db_conns_series(role, METRICS_DB_IN_USE),
+                      delta);
+}
 
 /* Backends by URL scheme. */
 static const struct store_backend_ops *const store_backends[] = {
@@ -91,21 +103,30 @@ int store_migrate_up(struct store *s,
 int store_ping(struct store *s)
 {
     ASSERT(s != NULL);
-    return s->ops->ping(s->be);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->ping(s->be);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
 }
 
 int store_account_get(struct store *s, const char *id, store_account_fn fn, void *ctx)
 {
     ASSERT(s != NULL);
     ASSERT(id != NULL && fn != NULL);
-    return s->ops->account_get(s->be, id, fn, ctx);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->account_get(s->be, id, fn, ctx);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
 }
 
 int store_transfer_get(struct store *s, const char *id, store_transfer_fn fn, void *ctx)
 {
     ASSERT(s != NULL);
     ASSERT(id != NULL && fn != NULL);
-    return s->ops->transfer_get(s->be, id, fn, ctx);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->transfer_get(s->be, id, fn, ctx);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
 }
 
 int store_accounts_list(struct store *s, const char *ledger, struct store_page *page,
@@ -116,7 +137,10 @@ int store_accounts_list(struct store *s, const char *ledger, struct store_page *
     ASSERT(page->limit >= 1 && page->limit <= LIMIT_LIST_MAX);
     page->last_seq_out = page->after_seq;
     page->more_out = false;
-    return s->ops->accounts_list(s->be, ledger, page, fn, ctx);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->accounts_list(s->be, ledger, page, fn, ctx);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
 }
 
 int store_account_transfers_list(struct store *s, const char *account_id, struct store_page *page,
@@ -127,7 +151,10 @@ int store_account_transfers_list(struct store *s, const char *account_id, struct
     ASSERT(page->limit >= 1 && page->limit <= LIMIT_LIST_MAX);
     page->last_seq_out = page->after_seq;
     page->more_out = false;
-    return s->ops->account_transfers_list(s->be, account_id, page, fn, ctx);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->account_transfers_list(s->be, account_id, page, fn, ctx);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
 }
 
 int store_idem_get(struct store *s, const char *principal, const char *key, int64_t now_ms,
@@ -135,25 +162,56 @@ int store_idem_get(struct store *s, const char *principal, const char *key, int6
 {
     ASSERT(s != NULL);
     ASSERT(principal != NULL && key != NULL && fn != NULL);
-    return s->ops->idem_get(s->be, principal, key, now_ms, fn, ctx);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->idem_get(s->be, principal, key, now_ms, fn, ctx);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
 }
 
+/* Ends the writer's use once: after a COMMIT, or the ROLLBACK that follows a failed one. */
+static void store_tx_end(struct store *s)
+{
+    if (s->tx_open) {
+        s->tx_open = false;
+        store_in_use(METRICS_DB_WRITER, -1);
+    }
+}
+
+/* Taking the writer is BEGIN IMMEDIATE: its wait is the acquisition's, and a busy timeout
+ * (another process holding the database) is an acquisition timeout. */
 int store_tx_begin(struct store *s)
 {
     ASSERT(s != NULL);
-    return s->ops->tx_begin(s->be);
+    store_tx_end(s); /* a transaction SQLite ended on its own after a failed COMMIT */
+    int64_t t0 = clock_mono_ns();
+    int rc = s->ops->tx_begin(s->be);
+    int64_t waited = clock_mono_ns() - t0;
+    metrics_observe(METRIC_DB_ACQUIRE_WAIT, METRICS_DB_WRITER, waited > 0 ? (uint64_t)waited : 0);
+    if (rc == -EBUSY) {
+        metrics_add(METRIC_DB_ACQUIRE_TIMEOUT, METRICS_DB_WRITER, 1);
+    }
+    if (rc == 0) {
+        s->tx_open = true;
+        store_in_use(METRICS_DB_WRITER, 1);
+    }
+    return rc;
 }
 
 int store_tx_commit(struct store *s)
 {
     ASSERT(s != NULL);
-    return s->ops->tx_commit(s->be);
+    int rc = s->ops->tx_commit(s->be);
+    if (rc == 0) {
+        store_tx_end(s);
+    }
+    return rc;
 }
 
 void store_tx_rollback(struct store *s)
 {
     ASSERT(s != NULL);
     s->ops->tx_rollback(s->be);
+    store_tx_end(s);
 }
 
 int store_wr_account_load(struct store *s, const char *id, struct ledger_book *b)

@@ -503,7 +503,7 @@ static void test_print(void **state)
     assert_non_null(strstr(out, "LEDGERD_IDEMPOTENCY_REQUIRED=true\n"));
     assert_non_null(strstr(out, "LEDGERD_BODY_BYTES_MAX=1048576\n"));
     assert_non_null(strstr(out, "LEDGERD_EXPIRY_INTERVAL_MS=250\n"));
-    assert_int_equal(count_lines(out), 16); /* one line per setting */
+    assert_int_equal(count_lines(out), 34); /* one line per setting */
     free(out);
 
     /* The printed configuration loads back to the same settings. */

@@ -1,0 +1,21 @@
+# Turns src/ops/dashboard.html into a C array compiled into ledgerd (the /ops/dashboard page).
+# Usage: cmake -DIN=.../dashboard.html -DOUT=.../ops_dashboard_html.c -P embed_dashboard.cmake
+file(READ ${IN} hex HEX)
+string(LENGTH "${hex}" hexlen)
+math(EXPR nbytes "${hexlen} / 2")
+if(nbytes EQUAL 0)
+  message(FATAL_ERROR "empty page: ${IN}")
+endif()
+string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+# The page is served as a C string: a NUL inside would cut it short.
+string(FIND "${bytes}" "0x00," nul)
+if(NOT nul EQUAL -1)
+  message(FATAL_ERROR "NUL byte in ${IN}")
+endif()
+set(body "/* Generated from src/ops/dashboard.html by cmake/embed_dashboard.cmake. */\n")
+string(APPEND body "#include \"ops/dashboard.h\"\n\n")
+string(APPEND body "const unsigned char ops_dashboard_html_bytes[] = {${bytes} 0};\n")
+string(APPEND body "const size_t ops_dashboard_html_bytes_len = ${nbytes};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)
+file(REMOVE ${OUT}.tmp)
