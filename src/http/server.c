@@ -615,7 +615,8 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 
 /* Writes req's access line: one per request, with a severity by status. At a level that
  * leaves the line out, nothing is built. */
-static void http_access_log(const struct http_request *req, enum MHD_RequestTerminationCode toe)
+static void http_access_log(const struct http_request *req, enum MHD_RequestTerminationCode toe,
+                            int64_t duration_ns)
 {
     /* A refusal under load (503) is a warning; any other 5xx is a server error. */
     int status = req->state == HTTP_REQ_REPLIED ? req->status : 0;
@@ -625,7 +626,6 @@ static void http_access_log(const struct http_request *req, enum MHD_RequestTerm
     if (!log_enabled(level)) {
         return;
     }
-    int64_t duration_ns = clock_mono_ns() - req->start_mono_ns;
     struct buf fields;
     buf_init(&fields, 2048);
     (void)buf_append_str(&fields, "\"method\":");
@@ -655,7 +655,8 @@ static void http_access_log(const struct http_request *req, enum MHD_RequestTerm
 /* Counts a replied request: by method, route and status, its duration from the headers to the
  * reply sent, and the size of its body on routes that take one. A request whose client left
  * before any reply is only in the access log. */
-static void http_count_request(const struct http_server *srv, const struct http_request *req)
+static void http_count_request(const struct http_server *srv, const struct http_request *req,
+                               int64_t duration_ns)
 {
     if (req->state != HTTP_REQ_REPLIED) {
         return;
@@ -663,10 +664,9 @@ static void http_count_request(const struct http_server *srv, const struct http_
     const struct http_route *r = req->route != NULL ? req->route : req->path_route;
     size_t route = r != NULL ? srv->route_metric[r - http_routes] : METRICS_ROUTE_UNMATCHED;
     size_t method = (size_t)__builtin_ctz((unsigned)req->method);
-    int64_t ns = clock_mono_ns() - req->start_mono_ns;
     metrics_add(METRIC_HTTP_REQUESTS, metrics_http_requests_series(method, route, req->status), 1);
     metrics_observe(METRIC_HTTP_DURATION, metrics_http_duration_series(method, route, req->status),
-                    ns > 0 ? (uint64_t)ns : 0);
+                    duration_ns > 0 ? (uint64_t)duration_ns : 0);
     if (req->route != NULL && req->route->body != HTTP_BODY_NONE) {
         metrics_observe(METRIC_HTTP_BODY_BYTES, route, req->body_received_bytes);
     }
@@ -682,8 +682,10 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
         return;
     }
     *con_cls = NULL;
-    http_access_log(req, toe);
-    http_count_request(srv, req);
+    /* One clock read: the access line and the latency histogram report the same duration. */
+    int64_t duration_ns = clock_mono_ns() - req->start_mono_ns;
+    http_access_log(req, toe, duration_ns);
+    http_count_request(srv, req, duration_ns);
     /* A request completed while suspended cannot happen: MHD keeps suspended connections. */
     ASSERT(req->state != HTTP_REQ_WAITING);
     bool counted = req->counted_in_flight;
