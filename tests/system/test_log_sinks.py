@@ -73,6 +73,30 @@ def hammer(srv, requests, threads=8, headers=None):
     return ids
 
 
+def answered(srv, route="/v1/accounts"):
+    """How many requests to route ledgerd has finished, by its request counter.
+
+    A client has its reply before the server writes the request's access line, so a test that
+    changes the log level right after its requests first waits for this count: the counter is
+    bumped after the access line was written or skipped.
+    """
+    c = srv.client()
+    try:
+        text = c.get("/metrics").body.decode()
+    finally:
+        c.close()
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("ledgerd_http_requests_total{") and f'route="{route}"' in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def settle(srv, ids):
+    """Waits until every request in ids has its access line on stdout."""
+    assert wait_for(lambda: set(ids) <= set(request_ids(srv.log_lines()))), "access lines missing"
+
+
 def file_lines(directory, base):
     """Every line of the live log file and its rotated files, in time order, checked whole."""
     names = sorted(n for n in os.listdir(directory) if ROTATED.match(n)
@@ -162,6 +186,7 @@ def test_file_rotation_by_age_and_retention_by_age(make_server, tmp_path):
         time.sleep(0.2)
     now = time.time()
     names = rotated(logs, "ledgerd.log")
+    seen.update(names)
     assert len(seen) >= 4, seen  # about one rotation per second
     times = sorted(rotated_time(n) for n in seen)
     gaps = [b - a for a, b in zip(times, times[1:])]
@@ -318,6 +343,7 @@ def test_syslog_rfc5424_into_rsyslog(make_server, rsyslog, transport, facility, 
         env["LEDGERD_SYSLOG_FACILITY"] = facility
     srv = make_server(env)
     ids = hammer(srv, 20, threads=4)
+    settle(srv, ids)  # before the level drops to warn
     srv.signal(signal.SIGUSR2)  # a line written whatever the level
 
     def received():
@@ -555,12 +581,15 @@ def test_log_level_by_signals(make_server, tmp_path):
     line = change("warn")
     assert line is not None and "SIGUSR2" in line["body"]
     seen.append(line)
+    before = answered(srv)
     hidden = hammer(srv, 3, threads=1)
+    assert wait_for(lambda: answered(srv) >= before + 3)  # their lines were skipped by now
     srv.signal(signal.SIGUSR1)  # back to info
     seen.append(change("info"))
     srv.signal(signal.SIGUSR1)  # debug
     seen.append(change("debug"))
     shown = hammer(srv, 3, threads=1)
+    settle(srv, shown)  # before the level rises to error
     level_file.write_text("LEDGERD_LOG_LEVEL=error\n")
     srv.signal(signal.SIGHUP)
     line = change("error")
