@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,8 +22,40 @@
 #include "core/limits.h"
 #include "http/http.h"
 #include "obs/log.h"
+#include "obs/otlp.h"
 #include "store/commit.h"
 #include "store/store.h"
+
+/* How long the exporter may keep sending the spans of the last requests after the server
+ * stopped, whatever remains of the shutdown deadline. */
+#define SERVE_TRACES_FLUSH_MS 2000
+
+static const char *serve_getenv(const char *name)
+{
+    return getenv(name);
+}
+
+/* Reads the OTEL_* variables and starts the trace exporter when an endpoint is configured.
+ * A configuration it refuses stops start-up, naming the variable. */
+static int serve_tracing_start(void)
+{
+    static struct otlp_config ocfg; /* large (resource and headers); used once */
+    char err[256] = "";
+    if (otlp_config_load(&ocfg, serve_getenv, LEDGERD_VERSION, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ledgerd: %s\n", err);
+        log_msgf(CONFIG_LOG_ERROR, NULL, "tracing: %s", err);
+        return -1;
+    }
+    int rc = otlp_start(&ocfg);
+    if (rc != 0) {
+        log_msgf(CONFIG_LOG_ERROR, NULL, "tracing: cannot start the exporter (%s)", strerror(-rc));
+        return -1;
+    }
+    if (ocfg.enabled) {
+        log_msgf(CONFIG_LOG_INFO, NULL, "tracing: exporting spans to %s", ocfg.endpoint);
+    }
+    return 0;
+}
 
 static void serve_usage(FILE *out)
 {
@@ -125,6 +158,9 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     if (log_sinks_start(cfg) != 0) {
         return CLI_EXIT_FAILURE;
     }
+    if (serve_tracing_start() != 0) {
+        return CLI_EXIT_FAILURE;
+    }
 
     int status = CLI_EXIT_FAILURE;
     struct buf err;
@@ -209,5 +245,7 @@ out_close_store:
     store_close(store);
 out_release:
     buf_release(&err);
+    /* Last: every request's span has been handed over by now. */
+    otlp_shutdown(clock_mono_ns() + (int64_t)SERVE_TRACES_FLUSH_MS * 1000 * 1000);
     return status;
 }

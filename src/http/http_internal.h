@@ -19,6 +19,7 @@
 #include "idem/idem.h"
 #include "ledger/decode.h"
 #include "ledger/ledger.h"
+#include "obs/span.h"
 #include "obs/trace.h"
 #include "store/commit.h"
 #include "store/store.h"
@@ -118,6 +119,7 @@ struct http_request {
      * counted under. NULL when no template matches (404). */
     const struct http_route *path_route;
     struct trace_context trace;
+    struct span *span; /* the request's server span; NULL when not sampled or tracing is off */
 
     /* Body. */
     struct buf body;

@@ -25,6 +25,7 @@
 #include "http/http_internal.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "obs/otlp.h"
 
 /* Response bodies the worker writes: the largest is a batch result of 8190 items. */
 #define HTTP_RESPONSE_BYTES_MAX ((size_t)16 * 1024 * 1024)
@@ -234,6 +235,74 @@ static bool http_content_length(struct http_request *req, uint64_t *out)
     return true;
 }
 
+/* Copies header name's value into out (cut to out_len - 1 bytes); NULL when absent. */
+static const char *http_header_copy(struct http_request *req, const char *name, char *out,
+                                    size_t out_len)
+{
+    size_t len = 0;
+    const char *v = http_header(req, name, &len);
+    if (v == NULL) {
+        return NULL;
+    }
+    len = len < out_len - 1 ? len : out_len - 1;
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return out;
+}
+
+/* Starts the request's server span when the sampler takes it (OpenTelemetry HTTP semantic
+ * conventions: the attributes a server knows when a request arrives). Called once the route is
+ * known, so the span carries its template; its start is the request's first moment. */
+static void http_trace_start(struct http_request *req, const char *version)
+{
+    if (!otlp_sample(&req->trace)) {
+        return;
+    }
+    char host[256];
+    const char *server_address = http_header_copy(req, MHD_HTTP_HEADER_HOST, host, sizeof(host));
+    if (server_address != NULL) {
+        /* Host is host[:port], an IPv6 literal in brackets (RFC 9110 §7.2). */
+        char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+        if (end != NULL) {
+            *end = '\0';
+        }
+        server_address = host[0] == '[' ? host + 1 : host;
+    } else {
+        server_address = req->server->cfg->listen_host;
+    }
+    char client[INET6_ADDRSTRLEN] = "";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci != NULL && ci->client_addr != NULL) {
+        const struct sockaddr *sa = ci->client_addr;
+        const void *addr = sa->sa_family == AF_INET6
+                               ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                               : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+        if (inet_ntop(sa->sa_family, addr, client, sizeof(client)) == NULL) {
+            client[0] = '\0';
+        }
+    }
+    char agent[LIMIT_SPAN_ATTR_VALUE_LEN_MAX + 1];
+    const char *user_agent =
+        http_header_copy(req, MHD_HTTP_HEADER_USER_AGENT, agent, sizeof(agent));
+    const char *protocol = NULL;
+    if (version != NULL && strncmp(version, "HTTP/", 5) == 0) {
+        protocol = version + 5;
+    }
+    struct span_http_request sr = {
+        .method = req->method_name,
+        .path = req->path,
+        .route = req->route != NULL ? req->route->template : NULL,
+        .scheme = "http",
+        .server_address = server_address,
+        .server_port = req->server->port,
+        .protocol_version = protocol,
+        .client_address = client[0] != '\0' ? client : NULL,
+        .user_agent = user_agent,
+    };
+    req->span = span_http_server_new(&req->trace, &sr, span_unix_ns_from_mono(req->start_mono_ns));
+}
+
 /* Prepares conn's request object (see http_connection_notify) for a new request. Only the
  * per-request scalars are zeroed; strings become "", and the ledger command waits for a route
  * that needs it (http_command_init). */
@@ -436,8 +505,14 @@ static bool http_idempotency(struct http_request *req)
         return true;
     }
     struct http_replay rp = {req, req->cmd.request_digest, false};
+    struct span *lookup = span_idempotency_lookup_new(req->span, clock_unix_ns());
     int rc = store_idem_get(srv->store, http_principal_anonymous, req->idempotency_key,
                             clock_unix_ms(), http_replay_row, &rp);
+    if (rc != 0 && rc != -ENOENT) {
+        span_set_error(lookup, "the database is unavailable");
+    }
+    span_idempotency_lookup_end(lookup, rc == 0, clock_unix_ns());
+    otlp_enqueue(lookup);
     if (rc == -ENOENT) {
         metrics_add(METRIC_IDEM_LOOKUPS, METRICS_IDEM_MISS, 1);
         return false;
@@ -486,6 +561,7 @@ enum http_outcome http_submit(struct http_request *req)
     buf_init(&cmd->body, HTTP_RESPONSE_BYTES_MAX);
     cmd->done = http_command_done;
     cmd->done_ctx = req;
+    cmd->trace = req->span != NULL ? &req->trace : NULL;
 
     /* Suspend first: the worker may complete the command before commit_submit returns. */
     req->state = HTTP_REQ_WAITING;
@@ -517,6 +593,10 @@ static void http_take_command_result(struct http_request *req)
     if (cmd->status == 0) {
         return; /* http_submit already prepared the reply */
     }
+    if (req->span != NULL && cmd->dequeued_mono_ns != 0) {
+        otlp_enqueue(span_queue_wait_new(req->span, span_unix_ns_from_mono(cmd->queued_mono_ns),
+                                         span_unix_ns_from_mono(cmd->dequeued_mono_ns)));
+    }
     buf_release(&req->resp);
     req->resp = cmd->body;
     buf_init(&cmd->body, HTTP_RESPONSE_BYTES_MAX);
@@ -537,7 +617,6 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     struct http_server *srv = cls;
     struct http_request *req = *con_cls;
 
@@ -550,7 +629,9 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         }
         http_request_init(req, srv, conn, url, method);
         *con_cls = req;
-        if (http_request_begin(req) && req->body_too_large) {
+        bool decided = http_request_begin(req);
+        http_trace_start(req, version);
+        if (decided && req->body_too_large) {
             return http_send(req); /* do not read a body we will refuse */
         }
         if (req->route != NULL && req->route->body != HTTP_BODY_NONE) {
@@ -686,6 +767,19 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     int64_t duration_ns = clock_mono_ns() - req->start_mono_ns;
     http_access_log(req, toe, duration_ns);
     http_count_request(srv, req, duration_ns);
+    if (req->span != NULL) {
+        if (req->state != HTTP_REQ_REPLIED) {
+            span_set_error(req->span, "the connection closed before the reply was sent");
+        }
+        int64_t end_unix_ns = span_unix_ns_from_mono(req->start_mono_ns + duration_ns);
+        if (req->state == HTTP_REQ_REPLIED) {
+            span_http_server_end(req->span, req->status, end_unix_ns);
+        } else {
+            span_end(req->span, end_unix_ns);
+        }
+        otlp_enqueue(req->span);
+        req->span = NULL;
+    }
     /* A request completed while suspended cannot happen: MHD keeps suspended connections. */
     ASSERT(req->state != HTTP_REQ_WAITING);
     bool counted = req->counted_in_flight;

@@ -192,6 +192,9 @@ static bool stop_asked(struct log_worker *w)
 static void *worker_main(void *arg)
 {
     struct log_worker *w = arg;
+    char thread_name[16]; /* the kernel's limit, NUL included */
+    (void)snprintf(thread_name, sizeof(thread_name), "ledgerd-%s", log_sink_name(w->sink));
+    (void)pthread_setname_np(pthread_self(), thread_name); /* for top -H, perf, gdb */
     const int64_t tick_ns = (int64_t)LOG_SINK_TICK_MS * NS_PER_MS;
     char line[LIMIT_LOG_LINE_BYTES_MAX];
     struct log_record rec;

@@ -31,6 +31,7 @@
 
 #include "core/assert.h"
 #include "obs/log.h"
+#include "obs/otlp.h"
 
 #ifndef LEDGERD_VERSION
 #define LEDGERD_VERSION "unknown"
@@ -1271,6 +1272,10 @@ void metrics_collect(void)
     metrics_collect_pool();
     uint64_t dropped = log_dropped();
     metrics_set(METRIC_LOG_DROPPED, 0, (int64_t)(dropped > INT64_MAX ? INT64_MAX : dropped));
+    uint64_t spans = otlp_spans_dropped_total();
+    metrics_set(METRIC_SPANS_DROPPED, 0, (int64_t)(spans > INT64_MAX ? INT64_MAX : spans));
+    spans = otlp_spans_exported_total();
+    metrics_set(METRIC_SPANS_EXPORTED, 0, (int64_t)(spans > INT64_MAX ? INT64_MAX : spans));
 }
 
 int metrics_render(enum metrics_format f, struct buf *out)

@@ -816,6 +816,7 @@ static size_t take_locked(struct span **out, size_t max)
 
 static void *export_main(void *arg)
 {
+    (void)pthread_setname_np(pthread_self(), "ledgerd-otlp"); /* for top -H, perf, gdb */
     struct span **batch = arg;
     const size_t batch_max = otlp_ex.cfg.batch_spans_max;
     struct buf body;

@@ -18,6 +18,7 @@
 #include "core/limits.h"
 #include "core/sha256.h"
 #include "ledger/ledger.h"
+#include "obs/trace.h"
 #include "store/store.h"
 
 enum commit_kind {
@@ -46,6 +47,11 @@ struct commit_cmd {
     struct buf body;
     char location[LIMIT_ID_LEN_MAX + 32]; /* "" or "/v1/accounts/<id>" */
     int64_t queued_mono_ns;               /* set by commit_submit */
+    int64_t dequeued_mono_ns;             /* set when the worker takes it into a batch */
+
+    /* The request's trace context when its server span is sampled, else NULL: the batch's
+     * span links to it. Must stay valid until done(). */
+    const struct trace_context *trace;
 
     /* Called on the worker thread once the command's batch committed or failed. Must not block
      * and must not touch the command after handing it back to its owner. */

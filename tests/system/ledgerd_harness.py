@@ -55,8 +55,9 @@ def slow_factor():
 
 def child_env(extra=None):
     """The environment for a ledgerd child: ours minus every LEDGERD_* variable (the test runner's
-    own LEDGERD_BIN would otherwise be reported as an unknown setting), plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERD_")}
+    own LEDGERD_BIN would otherwise be reported as an unknown setting) and every OTEL_* one (a
+    tracing setup of the machine's must not reach the tests), plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEDGERD_", "OTEL_"))}
     env.update(extra or {})
     return env
 
@@ -68,6 +69,18 @@ def run_cli(args, env=None, cwd=None, timeout=30):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout * slow_factor(),
         check=False, text=True, errors="replace",
     )
+
+
+def wait_for(pred, timeout=10.0, step=0.05):
+    """pred's first true value, polling every step for up to timeout (scaled for slow builds);
+    pred's last value when it never became true."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    return pred()
 
 
 def uid(prefix="t"):

@@ -21,23 +21,13 @@ import uuid
 
 import pytest
 
-from .ledgerd_harness import run_cli, slow_factor
+from .ledgerd_harness import run_cli, slow_factor, wait_for
 
 ROTATED = re.compile(r"^(?P<base>.+)\.(\d{8}T\d{6}\.\d{6}Z)$")
 RFC5424 = re.compile(
     r"^<(?P<pri>\d{1,3})>1 (?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (?P<host>\S+) "
     r"(?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) (?P<sd>-|(?:\[[^\]]*\])+) (?P<msg>.*)$"
 )
-
-
-def wait_for(pred, timeout=5.0, step=0.05):
-    deadline = time.monotonic() + timeout * slow_factor()
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(step)
-    return pred()
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -140,6 +130,9 @@ def file_env(tmp_path, **extra):
 def test_file_rotation_by_size_loses_and_tears_no_line(make_server, tmp_path):
     srv = make_server(file_env(tmp_path, LEDGERD_LOG_FILE_MAX_BYTES=8192,
                                LEDGERD_LOG_FILE_KEEP=1000))
+    threads = {t.read_text().strip() for t in pathlib.Path(f"/proc/{srv.proc.pid}/task").glob(
+        "*/comm")}
+    assert "ledgerd-file" in threads, threads  # the sink writes on its own, named thread
     ids = hammer(srv, 400, threads=8)
     srv.assert_clean_stop()
     logs = tmp_path / "logs"
