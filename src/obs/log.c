@@ -6,9 +6,12 @@
  * body cut (at a UTF-8 boundary) and is marked "truncated":true; it is never split or left as
  * invalid JSON.
  *
- * The finished line goes to stdout (when chosen) with one write(2), and is copied into the queue
- * of every other chosen sink (log_sink.c); sinks never hold the caller up. The level is an atomic
- * so signals can change it while requests log.
+ * The finished line is copied into the queue of every chosen sink (log_sink.c), whose thread
+ * writes it; sinks never hold the caller up. stdout too has a queue and a thread once the sinks
+ * are started (`ledgerd serve`): its thread gathers the lines of a few milliseconds into one
+ * write(2). Before that (start-up, the other commands) and after the sinks stop, a line goes to
+ * stdout with one write(2) of its own. The level is an atomic so signals can change it while
+ * requests log.
  */
 #include "obs/log.h"
 
@@ -41,6 +44,8 @@ static atomic_uint_fast64_t log_written_count[LOG_SINK_COUNT];
 static atomic_uint_fast64_t log_dropped_count[LOG_SINK_COUNT];
 /* CONFIG_LOG_SINK_* bits of the sinks lines go to. */
 static atomic_uint log_sinks_mask = CONFIG_LOG_SINK_STDOUT;
+/* stdout's lines go through its worker (true between log_sinks_start and log_sinks_stop). */
+static atomic_bool log_stdout_queued;
 static struct log_worker log_workers[LOG_SINK_COUNT];
 static bool log_sinks_started;
 static char log_level_file[sizeof(((struct config *)0)->log_level_file)];
@@ -215,11 +220,12 @@ static void dispatch_line(enum config_log_level level, int64_t unix_ns, const ch
                           size_t len)
 {
     unsigned mask = atomic_load(&log_sinks_mask);
-    if ((mask & CONFIG_LOG_SINK_STDOUT) != 0) {
+    if ((mask & CONFIG_LOG_SINK_STDOUT) != 0 && !atomic_load(&log_stdout_queued)) {
         write_line(line, len);
+        mask &= ~(unsigned)CONFIG_LOG_SINK_STDOUT;
     }
     struct log_record rec = {unix_ns, (uint32_t)len, level};
-    for (size_t i = LOG_SINK_STDOUT + 1; i < LOG_SINK_COUNT; i++) {
+    for (size_t i = LOG_SINK_STDOUT; i < LOG_SINK_COUNT; i++) {
         if ((mask & (1u << i)) != 0 && !log_queue_push(&log_workers[i].queue, &rec, line)) {
             log_count_dropped((enum log_sink)i, 1);
         }
@@ -350,6 +356,85 @@ void log_sink_report(enum config_log_level level, const char *fmt, ...)
     log_event(level, NULL, msg, NULL);
 }
 
+/* ===== The stdout sink: lines gathered into one write(2) ===== */
+
+struct stdout_sink {
+    size_t len;
+    uint64_t lines;
+    char buf[LOG_STDOUT_BATCH_BYTES];
+};
+
+static void stdout_flush(void *state)
+{
+    struct stdout_sink *s = state;
+    if (s->len == 0) {
+        return;
+    }
+    size_t done = 0;
+    for (int tries = 0; done < s->len && tries < LOG_WRITE_TRIES_MAX; tries++) {
+        ssize_t n = write(log_fd, s->buf + done, s->len - done);
+        if (n > 0) {
+            done += (size_t)n;
+        } else if (n < 0 && errno != EINTR) {
+            break; /* EAGAIN on a full pipe, EBADF, EPIPE...: the lines left are lost */
+        }
+    }
+    uint64_t written = 0;
+    for (const char *p = s->buf; (p = memchr(p, '\n', done - (size_t)(p - s->buf))) != NULL; p++) {
+        written++;
+    }
+    if (done < s->len && done > 0 && s->buf[done - 1] != '\n') {
+        (void)!write(log_fd, "\n", 1); /* the torn line stays the only unreadable one */
+    }
+    log_count_written(LOG_SINK_STDOUT, written);
+    log_count_dropped(LOG_SINK_STDOUT, s->lines - written);
+    s->len = 0;
+    s->lines = 0;
+}
+
+static int stdout_write(void *state, const struct log_record *rec, const char *line)
+{
+    struct stdout_sink *s = state;
+    ASSERT(rec->len <= sizeof(s->buf));
+    if (s->len + rec->len > sizeof(s->buf)) {
+        stdout_flush(s);
+    }
+    memcpy(s->buf + s->len, line, rec->len);
+    s->len += rec->len;
+    s->lines++;
+    return 0;
+}
+
+static int64_t stdout_tick(void *state, int64_t now_mono_ns)
+{
+    stdout_flush(state);
+    return now_mono_ns + (int64_t)LOG_SINK_TICK_MS * 1000000;
+}
+
+static void stdout_close(void *state, int64_t deadline_mono_ns)
+{
+    (void)deadline_mono_ns;
+    if (state != NULL) {
+        stdout_flush(state);
+        free(state);
+    }
+}
+
+static const struct log_sink_ops log_stdout_ops = {
+    .write = stdout_write,
+    .tick = stdout_tick,
+    .flush = stdout_flush,
+    .close = stdout_close,
+    .counts_itself = true,
+};
+
+static int log_stdout_open(const struct config *cfg, void **state)
+{
+    (void)cfg;
+    *state = calloc(1, sizeof(struct stdout_sink));
+    return *state != NULL ? 0 : -ENOMEM;
+}
+
 static void log_sinks_stop_at_exit(void)
 {
     log_sinks_stop();
@@ -364,6 +449,7 @@ int log_sinks_start(const struct config *cfg)
         int (*open)(const struct config *cfg, void **state);
         const struct log_sink_ops *ops;
     } kinds[] = {
+        {LOG_SINK_STDOUT, log_stdout_open, &log_stdout_ops},
         {LOG_SINK_FILE, log_file_open, &log_file_ops},
         {LOG_SINK_SYSLOG, log_syslog_open, &log_syslog_ops},
         {LOG_SINK_LOKI, log_loki_open, &log_loki_ops},
@@ -373,7 +459,7 @@ int log_sinks_start(const struct config *cfg)
     log_level_file[n] = '\0';
 
     int rc = 0;
-    unsigned started = cfg->log_sinks & CONFIG_LOG_SINK_STDOUT;
+    unsigned started = 0;
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         struct log_worker *w = &log_workers[kinds[i].sink];
         if ((cfg->log_sinks & (1u << kinds[i].sink)) == 0) {
@@ -403,6 +489,7 @@ int log_sinks_start(const struct config *cfg)
         started |= 1u << kinds[i].sink;
     }
     log_sinks_started = true;
+    atomic_store(&log_stdout_queued, (started & CONFIG_LOG_SINK_STDOUT) != 0);
     atomic_store(&log_sinks_mask, started);
     static bool at_exit_registered;
     if (!at_exit_registered) {
@@ -422,10 +509,12 @@ void log_sinks_stop(void)
     }
     log_sinks_started = false;
     int64_t deadline = clock_mono_ns() + (int64_t)LOG_SINK_STOP_TIMEOUT_MS * 1000000;
-    for (size_t i = LOG_SINK_STDOUT + 1; i < LOG_SINK_COUNT; i++) {
+    for (size_t i = LOG_SINK_STDOUT; i < LOG_SINK_COUNT; i++) {
         log_worker_stop(&log_workers[i], deadline);
     }
-    /* From here on lines go to stdout only; queues stay allocated (see log_worker_stop). */
+    /* From here on lines go to stdout only, with a write(2) each; queues stay allocated (see
+     * log_worker_stop). */
+    atomic_store(&log_stdout_queued, false);
     atomic_fetch_and(&log_sinks_mask, CONFIG_LOG_SINK_STDOUT);
 }
 

@@ -154,6 +154,11 @@ struct file_sink {
     int64_t retry_mono_ns; /* no new attempt before this */
     int64_t retention_next_mono_ns;
     struct log_file_rotated scan[LOG_FILE_SCAN_MAX];
+    /* Whole lines accepted and not yet written: they go out in one write(2) when the queue is
+     * empty, the buffer is full, or the file is about to rotate. */
+    size_t pending_len;
+    uint64_t pending_lines;
+    char pending[LOG_FILE_BATCH_BYTES];
 };
 
 static atomic_bool file_reopen_requested;
@@ -301,10 +306,65 @@ static int file_rotate(struct file_sink *f)
     return rc;
 }
 
+/* Lines (newlines) in buf[0..len). */
+static uint64_t count_lines(const char *buf, size_t len)
+{
+    uint64_t n = 0;
+    for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++) {
+        n++;
+    }
+    return n;
+}
+
+/* Writes the pending lines with one write(2) (more only when the kernel takes part of them) and
+ * counts them written or lost. */
+static void file_flush(struct file_sink *f)
+{
+    if (f->pending_len == 0) {
+        return;
+    }
+    size_t done = 0;
+    int err = 0;
+    while (f->fd >= 0 && done < f->pending_len) {
+        ssize_t n = write(f->fd, f->pending + done, f->pending_len - done);
+        if (n > 0) {
+            done += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            err = n < 0 ? errno : EIO;
+            break;
+        }
+    }
+    f->size_bytes += done;
+    uint64_t written = done == f->pending_len ? f->pending_lines : count_lines(f->pending, done);
+    if (done < f->pending_len) {
+        /* Part of a line may be in the file: start the next line on a line of its own, so the
+         * torn one is the only line a reader cannot parse. */
+        if (done > 0 && f->pending[done - 1] != '\n') {
+            (void)!write(f->fd, "\n", 1);
+        }
+        file_fail(f, "write", err != 0 ? err : EBADF);
+        f->failed_lines += f->pending_lines - written;
+        log_count_dropped(LOG_SINK_FILE, f->pending_lines - written);
+    } else {
+        file_recovered(f);
+    }
+    log_count_written(LOG_SINK_FILE, written);
+    f->pending_len = 0;
+    f->pending_lines = 0;
+}
+
+static void file_flush_op(void *state)
+{
+    file_flush(state);
+}
+
 /* Takes a reopen asked for by SIGHUP. */
 static void file_take_reopen(struct file_sink *f)
 {
     if (atomic_exchange(&file_reopen_requested, false)) {
+        file_flush(f); /* into the file it was meant for */
         file_close(f);
         f->retry_mono_ns = 0;
     }
@@ -314,11 +374,15 @@ static int file_write(void *state, const struct log_record *rec, const char *lin
 {
     struct file_sink *f = state;
     ASSERT(f != NULL && rec != NULL && line != NULL);
+    ASSERT(rec->len <= sizeof(f->pending));
     file_take_reopen(f);
     int64_t mono = clock_mono_ns();
     bool due =
-        f->fd >= 0 && log_file_rotation_due(f->size_bytes, rec->len, f->max_bytes,
+        f->fd >= 0 && log_file_rotation_due(f->size_bytes + f->pending_len, rec->len, f->max_bytes,
                                             f->opened_unix_us, now_unix_us(), f->max_age_seconds);
+    if (due || f->fd < 0 || f->pending_len + rec->len > sizeof(f->pending)) {
+        file_flush(f); /* the lines before this one belong to the current file */
+    }
     if ((due || f->fd < 0) && mono < f->retry_mono_ns) {
         f->failed_lines++;
         return -EIO;
@@ -327,34 +391,16 @@ static int file_write(void *state, const struct log_record *rec, const char *lin
         f->failed_lines++;
         return -EIO;
     }
-    size_t done = 0;
-    while (done < rec->len) {
-        ssize_t n = write(f->fd, line + done, rec->len - done);
-        if (n > 0) {
-            done += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else {
-            int err = n < 0 ? errno : EIO;
-            /* A part of the line may be in the file: start the next line on a line of its own,
-             * so the torn one is the only line a reader cannot parse. */
-            f->size_bytes += done;
-            if (done > 0) {
-                (void)!write(f->fd, "\n", 1);
-            }
-            file_fail(f, "write", err);
-            f->failed_lines++;
-            return -err;
-        }
-    }
-    f->size_bytes += done;
-    file_recovered(f);
+    memcpy(f->pending + f->pending_len, line, rec->len);
+    f->pending_len += rec->len;
+    f->pending_lines++;
     return 0;
 }
 
 static int64_t file_tick(void *state, int64_t now_mono_ns)
 {
     struct file_sink *f = state;
+    file_flush(f);
     file_take_reopen(f);
     if (f->fd >= 0) {
         struct stat st;
@@ -379,6 +425,7 @@ static void file_close_sink(void *state, int64_t deadline_mono_ns)
     if (f == NULL) {
         return;
     }
+    file_flush(f);
     file_close(f);
     free(f);
 }
@@ -424,5 +471,7 @@ int log_file_open(const struct config *cfg, void **state)
 const struct log_sink_ops log_file_ops = {
     .write = file_write,
     .tick = file_tick,
+    .flush = file_flush_op,
     .close = file_close_sink,
+    .counts_itself = true,
 };

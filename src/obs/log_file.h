@@ -20,6 +20,9 @@
 #define LOG_FILE_SCAN_MAX 4096
 /* A failed open, rename or write is retried after this long at the soonest. */
 #define LOG_FILE_RETRY_MS 1000
+/* Lines gathered for one write(2): at most this many bytes (at least one line of
+ * LIMIT_LOG_LINE_BYTES_MAX). */
+#define LOG_FILE_BATCH_BYTES ((size_t)64 * 1024)
 /* Retention runs after every rotation and at least this often. */
 #define LOG_FILE_RETENTION_PASS_MS 1000
 

@@ -112,7 +112,7 @@ int log_queue_pop(struct log_queue *q, int64_t deadline_mono_ns, struct log_reco
                              (long)(deadline_mono_ns % 1000000000LL)};
     int rc = 0;
     pthread_mutex_lock(&q->mu);
-    while (q->used == 0 && !q->stopping) {
+    while (q->used == 0 && !q->stopping && deadline_mono_ns > 0) {
         if (pthread_cond_timedwait(&q->cv, &q->mu, &until) == ETIMEDOUT) {
             break;
         }
@@ -212,7 +212,18 @@ static void *worker_main(void *arg)
             }
         }
         if (!have) {
-            int rc = log_queue_pop(&w->queue, next_tick, &rec, line, sizeof(line));
+            int rc = log_queue_pop(&w->queue, 0, &rec, line, sizeof(line));
+            if (rc == 0) {
+                /* Empty: deliver what the sink gathered, let the next lines gather for a moment,
+                 * then wait for them. */
+                if (w->ops->flush != NULL) {
+                    w->ops->flush(w->state);
+                }
+                if (!stop_asked(w)) {
+                    sleep_ns((int64_t)LOG_SINK_LINGER_MS * NS_PER_MS);
+                }
+                rc = log_queue_pop(&w->queue, next_tick, &rec, line, sizeof(line));
+            }
             if (rc == -ESHUTDOWN) {
                 break;
             }

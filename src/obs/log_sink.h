@@ -22,6 +22,12 @@
 /* A sink's thread wakes at least this often for its time-based work (rotation by age,
  * retention, batches, reconnects) even when no line comes. */
 #define LOG_SINK_TICK_MS 200
+/* A worker that emptied its queue lets lines gather this long before it waits for the next
+ * one: under load it then takes them in bulk instead of being woken for each line. This is the
+ * longest a line waits in the queue because of it. */
+#define LOG_SINK_LINGER_MS 5
+/* stdout's worker gathers at most this many bytes of lines into one write(2). */
+#define LOG_STDOUT_BATCH_BYTES ((size_t)64 * 1024)
 /* On shutdown the sinks get this long to write what is queued and flush; the rest is dropped. */
 #define LOG_SINK_STOP_TIMEOUT_MS 5000
 /* Reconnect and retry waits double from the first to the last (syslog, Loki, file reopen). */
@@ -57,8 +63,8 @@ void log_queue_release(struct log_queue *q);
 bool log_queue_push(struct log_queue *q, const struct log_record *rec, const char *line);
 
 /* Takes the oldest line into *rec and line (line_cap bytes, at least LIMIT_LOG_LINE_BYTES_MAX),
- * waiting until deadline_mono_ns for one. Returns 1 when a line was taken, 0 at the deadline,
- * or -ESHUTDOWN when stop was asked and the queue is empty. */
+ * waiting until deadline_mono_ns for one (0: not waiting). Returns 1 when a line was taken, 0
+ * at the deadline, or -ESHUTDOWN when stop was asked and the queue is empty. */
 int log_queue_pop(struct log_queue *q, int64_t deadline_mono_ns, struct log_record *rec, char *line,
                   size_t line_cap);
 
@@ -80,6 +86,9 @@ struct log_sink_ops {
     int (*write)(void *state, const struct log_record *rec, const char *line);
     /* Time-based work; returns when the sink wants to be woken next (monotonic ns). */
     int64_t (*tick)(void *state, int64_t now_mono_ns);
+    /* Optional: delivers what write kept back (a sink that gathers lines into one system call).
+     * Called when the queue is empty, so a line never waits for more lines to come. */
+    void (*flush)(void *state);
     /* Final flush, at most until deadline_mono_ns, then frees state. */
     void (*close)(void *state, int64_t deadline_mono_ns);
     /* True when a line write accepted is only delivered later (a batch): the sink counts its
