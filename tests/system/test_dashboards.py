@@ -180,6 +180,8 @@ class Prometheus:
         job["static_configs"] = [{"targets": [target]}]
         self.config = self.workdir / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+        for rules in cfg.get("rule_files", []):  # the shipped rules, beside the copy as beside it
+            shutil.copy(PROMETHEUS_YML.parent / rules, self.workdir / rules)
         self.log = self.workdir / "prometheus.log"
         self.proc = None
 
