@@ -10,7 +10,7 @@ PYTEST ?= /usr/bin/python3 -m pytest -q -p no:cacheprovider
 C_SOURCES = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all build run test test-unit test-system test-asan fuzz lint fmt fmt-check clean deps deps-test \
-        bench bench-quick bench-soak
+        bench bench-quick bench-soak bench-obs
 
 all: build
 
@@ -77,6 +77,10 @@ bench-quick:
 # Five minutes of scenario 2's load while RSS is sampled: memory must stay flat (bench/SOAK.md).
 bench-soak:
 	@bash bench/soak.sh
+
+# Access logs and 100 % tracing off vs on, same binary, interleaved: cost <= 10 % (bench/README.md).
+bench-obs:
+	@bash bench/obs.sh full
 
 fmt:
 	@clang-format -i $(C_SOURCES)

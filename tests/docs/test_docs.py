@@ -18,6 +18,7 @@ CHECKED_DOCS = [
     ROOT / "docs" / "architecture.md",
     CONFIGURATION,
     READINESS,
+    ROOT / "docs" / "operations" / "observability.md",
     ROOT / "docs" / "security" / "README.md",
 ]
 
