@@ -205,4 +205,120 @@ _Static_assert(LIMIT_OTLP_SPAN_JSON_BYTES_MAX * 8 <= LIMIT_OTLP_REQUEST_BYTES_MA
 /* A collector's response body is read up to this many bytes (partial success reports). */
 #define LIMIT_OTLP_RESPONSE_BYTES_MAX ((size_t)64 * 1024)
 
+/* ---- API keys, scopes, auth rate limit ---- */
+/* The API key hashing key (LEDGERD_APIKEY_HASH_KEY_FILE): at least the output size of
+ * HMAC-SHA256 (RFC 2104 §3 recommends no less than that), at most 1 KiB so that a wrong file
+ * (a certificate bundle, a log) is refused instead of silently used. */
+#define LIMIT_APIKEY_HASH_KEY_BYTES_MIN 32
+#define LIMIT_APIKEY_HASH_KEY_BYTES_MAX 1024
+/* A scope list (CLI argument, JWT "scope" claim): all six scopes with separators take 64 bytes;
+ * a longer list is refused before it is read. */
+#define LIMIT_SCOPE_LIST_BYTES_MAX 1024
+/* LEDGERD_ROLES: role names ^[a-z0-9_.-]{1,64}$, at most 32 roles in at most 8 KiB of text
+ * (32 roles granting every scope take about 4.3 KiB). */
+#define LIMIT_ROLE_NAME_LEN_MAX 64
+#define LIMIT_ROLES_MAX 32
+#define LIMIT_ROLES_BYTES_MAX 8192
+/* Failed authentication: after this many failures from one address within the window, further
+ * attempts from it get 429 until the window ends. The ceilings bound the configuration. */
+#define LIMIT_AUTH_FAILURES_DEFAULT 10
+#define LIMIT_AUTH_FAILURES_MAX 10000
+#define LIMIT_AUTH_FAILURE_WINDOW_SECONDS_DEFAULT 60
+#define LIMIT_AUTH_FAILURE_WINDOW_SECONDS_MAX 86400
+/* Addresses tracked at once (32 bytes each: 128 KiB), in shards with a lock each so that no lock
+ * is shared by all threads; a full shard evicts. Shards are a power of two (index by mask). */
+#define LIMIT_AUTH_RATELIMIT_ENTRIES 4096
+#define LIMIT_AUTH_RATELIMIT_SHARDS 64
+_Static_assert(LIMIT_AUTH_RATELIMIT_ENTRIES % LIMIT_AUTH_RATELIMIT_SHARDS == 0,
+               "every shard holds the same number of entries");
+_Static_assert((LIMIT_AUTH_RATELIMIT_SHARDS & (LIMIT_AUTH_RATELIMIT_SHARDS - 1)) == 0,
+               "shards are a power of two");
+
+/* ---- JWT and JWKS ---- */
+/* A bearer JWT (the Authorization header): 8 KiB, the whole header line many proxies allow;
+ * access tokens are usually under 2 KiB. Checked before a byte of the token is decoded. */
+#define LIMIT_JWT_BYTES_MAX 8192
+/* A decoded JWS part (header, payload or signature): base64url turns 4 characters into 3
+ * bytes, so this holds any part of the largest token. It is a buffer on the verifying stack. */
+#define LIMIT_JWT_PART_BYTES_MAX (LIMIT_JWT_BYTES_MAX / 4 * 3)
+/* Claims copied out of a token. A longer value refuses the token: an identity is never cut. The
+ * subject becomes the principal; scope and roles are read by the scope and role mapping. */
+#define LIMIT_JWT_SUB_LEN_MAX LIMIT_PRINCIPAL_LEN_MAX
+#define LIMIT_JWT_ISS_LEN_MAX 256
+#define LIMIT_JWT_KID_LEN_MAX 128
+#define LIMIT_JWT_JTI_LEN_MAX 128
+#define LIMIT_JWT_SCOPE_LEN_MAX LIMIT_SCOPE_LIST_BYTES_MAX
+#define LIMIT_JWT_ROLES_MAX 32
+#define LIMIT_JWT_ROLE_LEN_MAX LIMIT_ROLE_NAME_LEN_MAX
+/* Entries of an "aud" array looked through; a token meant for more audiences is refused. */
+#define LIMIT_JWT_AUDIENCES_MAX 16
+/* Clock skew allowed on exp and nbf: RFC 7519 speaks of "a few minutes"; more would extend
+ * the life of every stolen token by as much. */
+#define LIMIT_JWT_CLOCK_SKEW_SECONDS_MAX 300
+/* NumericDate claims: 0 to 9999-12-31T23:59:59Z. Keeps now +- skew far from overflow. */
+#define LIMIT_JWT_NUMERIC_DATE_MAX 253402300799LL
+/* A JWKS document: 32 keys, each with an x5c chain of a few KiB, fit with room to spare. */
+#define LIMIT_JWKS_BYTES_MAX ((size_t)256 * 1024)
+#define LIMIT_JWKS_KEYS_MAX 32
+/* RSA moduli: at least 2048 bits (RFC 7518 §3.3), at most 8192 (bounds verification cost). The
+ * public exponent takes at most 4 bytes (65537 takes 3). */
+#define LIMIT_JWK_RSA_BITS_MIN 2048
+#define LIMIT_JWK_RSA_BITS_MAX 8192
+#define LIMIT_JWK_RSA_E_BYTES_MAX 4
+_Static_assert(LIMIT_JWK_RSA_BITS_MAX / 8 <= LIMIT_JWT_PART_BYTES_MAX,
+               "the largest RSA signature fits a part buffer");
+_Static_assert(LIMIT_JWT_CLOCK_SKEW_SECONDS_MAX < LIMIT_JWT_NUMERIC_DATE_MAX,
+               "now +- skew cannot overflow");
+
+/* ---- Audit trail ---- */
+/* Audit record fields (src/audit/audit.h): text refused when longer, never cut. The actor is a
+ * principal: "apikey:<id>", "jwt:<issuer>|<subject>", "anonymous" or "system"; the longest
+ * JWT issuer and subject fit with room to spare. */
+#define LIMIT_AUDIT_ACTOR_LEN_MAX 512
+_Static_assert(LIMIT_AUDIT_ACTOR_LEN_MAX >= 4 + LIMIT_JWT_ISS_LEN_MAX + 1 + LIMIT_JWT_SUB_LEN_MAX,
+               "a JWT actor fits");
+/* The action: a dotted name such as "transfer.create" or "apikey.revoke". */
+#define LIMIT_AUDIT_ACTION_LEN_MAX 64
+/* The resource: a route template ("POST /v1/transfers") or a named object ("apikey:<id>"),
+ * never the raw request target, which a client could make as long as the header limit allows. */
+#define LIMIT_AUDIT_RESOURCE_LEN_MAX 256
+_Static_assert(LIMIT_AUDIT_RESOURCE_LEN_MAX >= 16 + LIMIT_ID_LEN_MAX, "an object name fits");
+/* The decision: "allow", "deny", "success" or "failure". */
+#define LIMIT_AUDIT_DECISION_LEN_MAX 7
+/* The reason: a short code or sentence ("token_expired", "scope ledger:write missing"). */
+#define LIMIT_AUDIT_REASON_LEN_MAX 256
+/* The source: the client's address as text; an IPv6 address with a zone and a port fits. */
+#define LIMIT_AUDIT_SOURCE_LEN_MAX 128
+/* W3C Trace Context trace-id: 32 lower-case hex digits (or no trace). */
+#define LIMIT_AUDIT_TRACE_ID_LEN 32
+/* One record's canonical encoding (RFC 8785 JSON): every text field at its maximum with every
+ * character escaped (a quote or backslash takes two bytes), the other fields, the 64-digit
+ * previous hash, two 16-digit numbers and the member names (under 512 bytes). */
+#define LIMIT_AUDIT_CANONICAL_BYTES_MAX 4096
+_Static_assert(2 * (LIMIT_AUDIT_ACTOR_LEN_MAX + LIMIT_AUDIT_RESOURCE_LEN_MAX +
+                    LIMIT_AUDIT_REASON_LEN_MAX + LIMIT_AUDIT_SOURCE_LEN_MAX) +
+                       LIMIT_AUDIT_ACTION_LEN_MAX + LIMIT_AUDIT_DECISION_LEN_MAX +
+                       LIMIT_REQUEST_ID_LEN_MAX + LIMIT_AUDIT_TRACE_ID_LEN + 64 + 2 * 16 + 512 <=
+                   LIMIT_AUDIT_CANONICAL_BYTES_MAX,
+               "a record at its maxima has a canonical encoding");
+/* seq and time_unix_ms are JSON numbers in the canonical encoding: RFC 8785 serializes numbers
+ * as IEEE 754 doubles, exact for integers up to 2^53 - 1 (about 285,000 years of milliseconds). */
+#define LIMIT_AUDIT_INTEGER_MAX 9007199254740991LL
+/* Checkpoint keys: a key id is 16 hex digits (the first 8 bytes of SHA-256 of the raw Ed25519
+ * public key). A verifier holds the current key and the ones rotated out, at most this many. */
+#define LIMIT_AUDIT_KEY_ID_LEN 16
+#define LIMIT_AUDIT_VERIFY_KEYS_MAX 32
+/* A key given to the loaders: an Ed25519 PEM is about 120 bytes; a bigger input is not one. */
+#define LIMIT_AUDIT_KEY_PEM_BYTES_MAX 8192
+/* Checkpoints given to the verifier before the record they cover wait in a queue (40 bytes
+ * each); fed merged with the records by seq, none waits. Full is a handled error (-ENOSPC). */
+#define LIMIT_AUDIT_VERIFY_PENDING_MAX 4096
+/* A finding's human sentence. */
+#define LIMIT_AUDIT_FINDING_MESSAGE_BYTES 256
+/* Checkpoints: by default one every 1000 records or every 60 s, whichever comes first (while
+ * records arrive); configuration may change both. The records after the last checkpoint are the
+ * part of the trail that can be cut off unseen, so the interval bounds that exposure. */
+#define LIMIT_AUDIT_CHECKPOINT_RECORDS_DEFAULT 1000
+#define LIMIT_AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT 60000
+
 #endif
