@@ -1,6 +1,6 @@
 /*
  * main.c — the ledgerd command: loads the configuration from the environment once, then runs
- * the subcommand (serve, migrate, config, version).
+ * the subcommand (serve, migrate, config, apikey, audit, version).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +26,8 @@ static void main_usage(FILE *out)
           "  serve [--migrate]     run the HTTP API (--migrate applies pending migrations first)\n"
           "  migrate up|status     apply or show the database migrations\n"
           "  config print          show the effective configuration\n"
+          "  apikey create|list|revoke  issue, list or revoke API keys\n"
+          "  audit verify|export|checkpoint  check, export or sign the audit trail\n"
           "  version               print the version\n"
           "\n"
           "Configuration comes from LEDGERD_* environment variables: see `ledgerd serve --help`.\n",
@@ -70,6 +72,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "config") == 0) {
         return cli_config(argc - 2, argv + 2, &cfg);
+    }
+    if (strcmp(cmd, "apikey") == 0) {
+        return cli_apikey(argc - 2, argv + 2, &cfg);
+    }
+    if (strcmp(cmd, "audit") == 0) {
+        return cli_audit(argc - 2, argv + 2, &cfg);
     }
     fprintf(stderr, "ledgerd: unknown command '%s'\n\n", cmd);
     main_usage(stderr);

@@ -1,12 +1,14 @@
 /*
  * migrate.c — `ledgerd migrate up|status`: apply or report the schema migrations compiled into
- * this binary.
+ * this binary. Once the audit trail exists, each migration applied is an audit record whose
+ * actor is the user who ran the command ("cli:<user>").
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "core/buf.h"
+#include "core/limits.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -65,9 +67,14 @@ int cli_migrate(int argc, char **argv, const struct config *cfg)
         status = CLI_EXIT_OK;
         goto out_close;
     }
-    if (store_migrate_up(store, migrate_applied, NULL, &err) != 0) {
+    char actor[LIMIT_AUDIT_ACTOR_LEN_MAX + 1];
+    cli_audit_actor(actor, sizeof(actor));
+    if (store_migrate_up_as(store, actor, migrate_applied, NULL, &err) != 0) {
         fprintf(stderr, "ledgerd: migration failed: %s\n", err.data ? err.data : "");
         goto out_close;
+    }
+    if (ms.pending > 0) {
+        (void)cli_audit_checkpoint(store, cfg, false, stderr);
     }
     printf("database is up to date (%u migrations)\n", ms.available);
     status = CLI_EXIT_OK;

@@ -13,8 +13,10 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/scope.h"
 #include "core/assert.h"
 #include "core/limits.h"
 
@@ -45,6 +47,7 @@ struct config_setting {
     uint64_t min, max;   /* integer settings: inclusive bounds */
     size_t offset, size; /* integer settings: where the value lives in struct config */
     bool file_allowed;   /* NAME_FILE may name a file holding the value */
+    bool empty_allowed;  /* NAME="" is a value (an empty list), not a mistake */
 };
 
 static const char *const config_env_names[] = {"dev", "staging", "prod"};
@@ -820,6 +823,278 @@ static void print_log_sinks(const struct config_setting *s, const struct config 
     fputc('\n', out);
 }
 
+/* ===== Authentication and audit settings ===== */
+
+static const char *const config_open_route_names[] = {"probes", "metrics", "dashboard"};
+#define CONFIG_OPEN_ROUTES_COUNT 3
+
+/* LEDGERD_AUTH: after LEDGERD_ENV in the table, so that "off" can be held to dev. */
+static int parse_auth(const struct config_setting *s, const char *value, struct config *cfg,
+                      struct buf *err)
+{
+    if (strcmp(value, "required") == 0) {
+        cfg->auth_required = true;
+        return 0;
+    }
+    if (strcmp(value, "off") != 0) {
+        return err_bad_value(err, s->name, value, "required or off");
+    }
+    if (cfg->env != CONFIG_ENV_DEV) {
+        err_begin(err, s->name);
+        (void)buf_appendf(err, "off is allowed only with LEDGERD_ENV=dev (LEDGERD_ENV is %s)\n",
+                          config_env_name(cfg->env));
+        return -EINVAL;
+    }
+    cfg->auth_required = false;
+    return 0;
+}
+
+static void print_auth(const struct config_setting *s, const struct config *cfg, FILE *out)
+{
+    fprintf(out, "%s=%s\n", s->name, cfg->auth_required ? "required" : "off");
+}
+
+/* A comma list of route groups, each at most once; empty: every route needs a credential. */
+static int parse_auth_open_routes(const struct config_setting *s, const char *value,
+                                  struct config *cfg, struct buf *err)
+{
+    static const char what[] = "a comma list of probes, metrics, dashboard (each at most once), "
+                               "or empty";
+    uint32_t open_routes = 0;
+    const char *p = value;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        int found = -1;
+        for (size_t i = 0; i < CONFIG_OPEN_ROUTES_COUNT; i++) {
+            if (strlen(config_open_route_names[i]) == n &&
+                memcmp(p, config_open_route_names[i], n) == 0) {
+                found = (int)i;
+            }
+        }
+        if (found < 0 || (open_routes & (1u << found)) != 0) {
+            return err_bad_value(err, s->name, value, what);
+        }
+        open_routes |= 1u << found;
+        if (p[n] == '\0') {
+            break;
+        }
+        p += n + 1;
+        if (*p == '\0') {
+            return err_bad_value(err, s->name, value, what); /* a trailing comma */
+        }
+    }
+    cfg->auth_open_routes = open_routes;
+    return 0;
+}
+
+static void print_auth_open_routes(const struct config_setting *s, const struct config *cfg,
+                                   FILE *out)
+{
+    fprintf(out, "%s=", s->name);
+    const char *sep = "";
+    for (size_t i = 0; i < CONFIG_OPEN_ROUTES_COUNT; i++) {
+        if ((cfg->auth_open_routes & (1u << i)) != 0) {
+            fprintf(out, "%s%s", sep, config_open_route_names[i]);
+            sep = ",";
+        }
+    }
+    fputc('\n', out);
+}
+
+/* The file must exist, be readable by ledgerd and be a regular file now, so that a wrong path
+ * shows at start rather than when the file is first needed. Its content is not read here. */
+static int check_readable_file(const char *name, const char *path, struct buf *err)
+{
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        char msg[128];
+        const char *reason = strerror_r(errno, msg, sizeof(msg));
+        err_begin(err, name);
+        (void)buf_append_str(err, "cannot open ");
+        (void)buf_append_json_str(err, path, strnlen(path, CONFIG_ERR_VALUE_LEN_MAX));
+        (void)buf_appendf(err, ": %s\n", reason);
+        return -EINVAL;
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        err_begin(err, name);
+        (void)buf_append_json_str(err, path, strnlen(path, CONFIG_ERR_VALUE_LEN_MAX));
+        (void)buf_append_str(err, " is not a regular file\n");
+        rc = -EINVAL;
+    }
+    (void)close(fd);
+    return rc;
+}
+
+/* A path setting whose file is read by its user: "" for none, else a readable regular file. */
+static int parse_path_file(const struct config_setting *s, const char *value, struct config *cfg,
+                           struct buf *err)
+{
+    char *field = (char *)cfg + s->offset;
+    if (value[0] == '\0') {
+        field[0] = '\0';
+        return 0;
+    }
+    if (has_control_char(value, strlen(value)) || !store_string(s, cfg, value)) {
+        return err_bad_value(err, s->name, value, "a file name without control characters");
+    }
+    return check_readable_file(s->name, value, err);
+}
+
+/* LEDGERD_JWKS_FILE: after LEDGERD_JWT_ISSUER and LEDGERD_JWT_AUDIENCE in the table, which a
+ * verifier of tokens cannot do without (a token for another audience must not pass). */
+static int parse_jwks_file(const struct config_setting *s, const char *value, struct config *cfg,
+                           struct buf *err)
+{
+    int rc = parse_path_file(s, value, cfg, err);
+    if (rc != 0 || value[0] == '\0') {
+        return rc;
+    }
+    if (cfg->jwt_issuer[0] == '\0' || cfg->jwt_audience[0] == '\0') {
+        err_begin(err, s->name);
+        (void)buf_appendf(err, "needs %s%s%s (the iss and aud every token must carry)\n",
+                          cfg->jwt_issuer[0] == '\0' ? "LEDGERD_JWT_ISSUER" : "",
+                          cfg->jwt_issuer[0] == '\0' && cfg->jwt_audience[0] == '\0' ? " and " : "",
+                          cfg->jwt_audience[0] == '\0' ? "LEDGERD_JWT_AUDIENCE" : "");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* An issuer or audience: compared byte for byte with the token's claim (RFC 7519 4.1.1,
+ * 4.1.3); printable, no control characters. */
+static int parse_jwt_text(const struct config_setting *s, const char *value, struct config *cfg,
+                          struct buf *err)
+{
+    if (has_control_char(value, strlen(value)) || !store_string(s, cfg, value)) {
+        char what[96];
+        (void)snprintf(what, sizeof(what), "at most %zu bytes without control characters",
+                       s->size - 1);
+        return err_bad_value(err, s->name, value, what);
+    }
+    return 0;
+}
+
+/* LEDGERD_ROLES in the syntax of scope_roles_parse; "" (the default) is the built-in mapping. */
+static int parse_roles(const struct config_setting *s, const char *value, struct config *cfg,
+                       struct buf *err)
+{
+    size_t len = strlen(value);
+    if (len == 0) {
+        cfg->roles[0] = '\0';
+        return 0;
+    }
+    struct scope_roles roles;
+    char reason[160];
+    if (len > LIMIT_ROLES_BYTES_MAX ||
+        scope_roles_parse(value, len, &roles, reason, sizeof(reason)) != 0) {
+        if (len > LIMIT_ROLES_BYTES_MAX) {
+            (void)snprintf(reason, sizeof(reason), "longer than %d bytes", LIMIT_ROLES_BYTES_MAX);
+        }
+        err_begin(err, s->name);
+        (void)buf_append_str(err, reason);
+        (void)buf_append_char(err, '\n');
+        return -EINVAL;
+    }
+    bool stored = store_string(s, cfg, value);
+    ASSERT(stored); /* len <= LIMIT_ROLES_BYTES_MAX */
+    return 0;
+}
+
+static void print_roles(const struct config_setting *s, const struct config *cfg, FILE *out)
+{
+    fprintf(out, "%s=%s\n", s->name, cfg->roles[0] != '\0' ? cfg->roles : SCOPE_ROLES_DEFAULT);
+}
+
+int config_read_secret_file(const char *path, uint8_t *out, size_t cap, size_t *len_out,
+                            struct buf *err)
+{
+    ASSERT(path != NULL && out != NULL && len_out != NULL && err != NULL);
+    ASSERT(cap > 0);
+    *len_out = 0;
+    size_t path_len = strnlen(path, CONFIG_ERR_VALUE_LEN_MAX);
+    /* Up to cap bytes go into out, then up to 3 more here: "\r\n" after a full cap is fine. */
+    uint8_t tail[3] = {0};
+    size_t len = 0, extra = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        char msg[128];
+        (void)buf_append_str(err, "cannot open ");
+        (void)buf_append_json_str(err, path, path_len);
+        (void)buf_appendf(err, ": %s", strerror_r(e, msg, sizeof(msg)));
+        return -e;
+    }
+    int rc = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        (void)buf_append_json_str(err, path, path_len);
+        (void)buf_append_str(err, " is not a regular file");
+        rc = -EINVAL;
+        goto out_close;
+    }
+    while (len + extra < cap + sizeof(tail)) {
+        uint8_t *dst = len < cap ? out + len : tail + extra;
+        size_t room = len < cap ? cap - len : sizeof(tail) - extra;
+        ssize_t n = read(fd, dst, room);
+        if (n == 0) {
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            int e = errno;
+            (void)buf_append_str(err, "cannot read ");
+            (void)buf_append_json_str(err, path, path_len);
+            rc = e == 0 ? -EIO : -e;
+            goto out_wipe;
+        }
+        if (len < cap) {
+            len += (size_t)n;
+        } else {
+            extra += (size_t)n;
+        }
+    }
+    /* The secret is the bytes read less one trailing "\n" or "\r\n". */
+    size_t total = len + extra;
+    bool nl = total > 0 && (extra > 0 ? tail[extra - 1] : out[len - 1]) == '\n';
+    if (nl) {
+        total--;
+        uint8_t before = 0;
+        if (total > 0) {
+            before = total > len ? tail[total - len - 1] : out[total - 1];
+        }
+        if (total > 0 && before == '\r') {
+            total--;
+        }
+    }
+    if (total > cap) {
+        (void)buf_append_json_str(err, path, path_len);
+        (void)buf_appendf(err, " holds more than %zu bytes", cap);
+        rc = -EINVAL;
+        goto out_wipe;
+    }
+    if (total == 0) {
+        (void)buf_append_json_str(err, path, path_len);
+        (void)buf_append_str(err, " is empty");
+        rc = -EINVAL;
+        goto out_wipe;
+    }
+    explicit_bzero(tail, sizeof(tail));
+    *len_out = total;
+    goto out_close;
+
+out_wipe:
+    explicit_bzero(tail, sizeof(tail));
+    explicit_bzero(out, cap);
+out_close:
+    (void)close(fd);
+    return rc;
+}
+
 /* ===== The table ===== */
 
 static const struct config_setting config_settings[] = {
@@ -1084,6 +1359,113 @@ static const struct config_setting config_settings[] = {
      .print = print_string,
      .offset = offsetof(struct config, service_tier),
      .size = sizeof(((struct config *)0)->service_tier)},
+    /* Authentication and the audit trail (docs/security/). Cross checks look up: LEDGERD_AUTH
+     * reads LEDGERD_ENV, LEDGERD_JWKS_FILE the issuer and audience above it. */
+    {.name = "LEDGERD_AUTH",
+     .default_text = "required",
+     .help = "required: every route but the open ones needs a credential; off (dev only)",
+     .parse = parse_auth,
+     .print = print_auth},
+    {.name = "LEDGERD_AUTH_OPEN_ROUTES",
+     .default_text = "probes,metrics,dashboard",
+     .help = "routes answered without a credential: comma list of probes, metrics, dashboard",
+     .parse = parse_auth_open_routes,
+     .print = print_auth_open_routes,
+     .empty_allowed = true},
+    {.name = "LEDGERD_JWT_ISSUER",
+     .default_text = "",
+     .help = "JWT: the iss every token must carry (needed with LEDGERD_JWKS_FILE)",
+     .parse = parse_jwt_text,
+     .print = print_string,
+     .offset = offsetof(struct config, jwt_issuer),
+     .size = sizeof(((struct config *)0)->jwt_issuer)},
+    {.name = "LEDGERD_JWT_AUDIENCE",
+     .default_text = "",
+     .help = "JWT: the aud every token must name (needed with LEDGERD_JWKS_FILE)",
+     .parse = parse_jwt_text,
+     .print = print_string,
+     .offset = offsetof(struct config, jwt_audience),
+     .size = sizeof(((struct config *)0)->jwt_audience)},
+    {.name = "LEDGERD_JWT_CLOCK_SKEW_SECONDS",
+     .default_u64 = 60,
+     .help = "JWT: clock skew allowed on exp and nbf, in seconds",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 0,
+     .max = LIMIT_JWT_CLOCK_SKEW_SECONDS_MAX,
+     .offset = offsetof(struct config, jwt_clock_skew_seconds),
+     .size = sizeof(((struct config *)0)->jwt_clock_skew_seconds)},
+    {.name = "LEDGERD_JWKS_FILE",
+     .default_text = "",
+     .help = "JWT: file holding the JWK Set of the issuer's keys (empty: no JWTs); SIGHUP re-reads",
+     .parse = parse_jwks_file,
+     .print = print_string,
+     .offset = offsetof(struct config, jwks_file),
+     .size = sizeof(((struct config *)0)->jwks_file)},
+    {.name = "LEDGERD_APIKEY_HASH_KEY_FILE",
+     .default_text = "",
+     .help = "file holding the API key hashing key, 32..1024 bytes (empty: no API keys)",
+     .parse = parse_path_file,
+     .print = print_string,
+     .offset = offsetof(struct config, apikey_hash_key_file),
+     .size = sizeof(((struct config *)0)->apikey_hash_key_file)},
+    {.name = "LEDGERD_ROLES",
+     .default_text = "",
+     .help = "role mapping role=scope,scope;... (unset: reader, writer, auditor, admin)",
+     .parse = parse_roles,
+     .print = print_roles,
+     .offset = offsetof(struct config, roles),
+     .size = sizeof(((struct config *)0)->roles)},
+    {.name = "LEDGERD_AUTH_FAILURES_MAX",
+     .default_u64 = LIMIT_AUTH_FAILURES_DEFAULT,
+     .help = "failed authentications from one address before it gets 429 for the window",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = LIMIT_AUTH_FAILURES_MAX,
+     .offset = offsetof(struct config, auth_failures_max),
+     .size = sizeof(((struct config *)0)->auth_failures_max)},
+    {.name = "LEDGERD_AUTH_FAILURE_WINDOW_SECONDS",
+     .default_u64 = LIMIT_AUTH_FAILURE_WINDOW_SECONDS_DEFAULT,
+     .help = "the window of LEDGERD_AUTH_FAILURES_MAX, in seconds",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = LIMIT_AUTH_FAILURE_WINDOW_SECONDS_MAX,
+     .offset = offsetof(struct config, auth_failure_window_seconds),
+     .size = sizeof(((struct config *)0)->auth_failure_window_seconds)},
+    {.name = "LEDGERD_AUDIT_SIGNING_KEY_FILE",
+     .default_text = "",
+     .help = "file holding the Ed25519 key (PKCS #8 PEM) that signs audit checkpoints",
+     .parse = parse_path_file,
+     .print = print_string,
+     .offset = offsetof(struct config, audit_signing_key_file),
+     .size = sizeof(((struct config *)0)->audit_signing_key_file)},
+    {.name = "LEDGERD_AUDIT_CHECKPOINT_INTERVAL_SECONDS",
+     .default_u64 = LIMIT_AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT / 1000,
+     .help = "a checkpoint at least this often while audit records arrive, in seconds",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 86400,
+     .offset = offsetof(struct config, audit_checkpoint_interval_seconds),
+     .size = sizeof(((struct config *)0)->audit_checkpoint_interval_seconds)},
+    {.name = "LEDGERD_AUDIT_CHECKPOINT_RECORDS",
+     .default_u64 = LIMIT_AUDIT_CHECKPOINT_RECORDS_DEFAULT,
+     .help = "a checkpoint at least every this many audit records",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 1000000,
+     .offset = offsetof(struct config, audit_checkpoint_records),
+     .size = sizeof(((struct config *)0)->audit_checkpoint_records)},
+    {.name = "LEDGERD_AUDIT_PUBLIC_KEYS_FILE",
+     .default_text = "",
+     .help = "file of PEM public keys that `ledgerd audit verify` accepts checkpoints from",
+     .parse = parse_path_file,
+     .print = print_string,
+     .offset = offsetof(struct config, audit_public_keys_file),
+     .size = sizeof(((struct config *)0)->audit_public_keys_file)},
 };
 
 #define CONFIG_SETTINGS_COUNT (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -1169,7 +1551,7 @@ static int apply_env(const struct config_setting *s, config_getenv_fn getenv_fn,
         if (value == NULL) {
             return 0;
         }
-        if (value[0] == '\0') {
+        if (value[0] == '\0' && !s->empty_allowed) {
             return err_bad_value(err, s->name, value, "a value (the variable is set but empty)");
         }
         return s->parse(s, value, cfg, err);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "core/buf.h"
+#include "core/limits.h"
 
 enum config_env { CONFIG_ENV_DEV, CONFIG_ENV_STAGING, CONFIG_ENV_PROD };
 enum config_log_level { CONFIG_LOG_DEBUG, CONFIG_LOG_INFO, CONFIG_LOG_WARN, CONFIG_LOG_ERROR };
@@ -23,6 +24,11 @@ enum config_log_level { CONFIG_LOG_DEBUG, CONFIG_LOG_INFO, CONFIG_LOG_WARN, CONF
 #define CONFIG_LOG_SINK_FILE (1u << 1)
 #define CONFIG_LOG_SINK_SYSLOG (1u << 2)
 #define CONFIG_LOG_SINK_LOKI (1u << 3)
+
+/* LEDGERD_AUTH_OPEN_ROUTES: route groups answered without a credential, as bits. */
+#define CONFIG_AUTH_OPEN_PROBES 1u    /* /livez, /readyz */
+#define CONFIG_AUTH_OPEN_METRICS 2u   /* /metrics */
+#define CONFIG_AUTH_OPEN_DASHBOARD 4u /* /ops/dashboard */
 
 /* LEDGERD_SYSLOG_ADDRESS: unix:///path (datagram), udp://host:port, tcp://host:port. */
 enum config_syslog_transport { CONFIG_SYSLOG_UNIX, CONFIG_SYSLOG_UDP, CONFIG_SYSLOG_TCP };
@@ -71,6 +77,24 @@ struct config {
     uint32_t loki_batch_lines;         /* LEDGERD_LOKI_BATCH_LINES */
     uint32_t loki_batch_wait_ms;       /* LEDGERD_LOKI_BATCH_WAIT_MS */
     uint32_t log_sinks;                /* LEDGERD_LOG_SINKS as CONFIG_LOG_SINK_* bits */
+
+    /* Authentication, authorization and the audit trail (docs/security/). File settings hold
+     * the path only, checked at load to name a readable regular file; their content is read
+     * by whoever uses it (config_read_secret_file), and is never printed. */
+    bool auth_required;        /* LEDGERD_AUTH required|off (off only with LEDGERD_ENV=dev) */
+    uint32_t auth_open_routes; /* LEDGERD_AUTH_OPEN_ROUTES as CONFIG_AUTH_OPEN_* bits */
+    char jwks_file[4096];      /* LEDGERD_JWKS_FILE ("" = JWTs are not accepted) */
+    char jwt_issuer[LIMIT_JWT_ISS_LEN_MAX + 1]; /* LEDGERD_JWT_ISSUER (needed with a JWKS) */
+    char jwt_audience[256];                     /* LEDGERD_JWT_AUDIENCE (needed with a JWKS) */
+    uint32_t jwt_clock_skew_seconds;            /* LEDGERD_JWT_CLOCK_SKEW_SECONDS */
+    char apikey_hash_key_file[4096];       /* LEDGERD_APIKEY_HASH_KEY_FILE ("" = no API keys) */
+    char roles[LIMIT_ROLES_BYTES_MAX + 1]; /* LEDGERD_ROLES ("" = SCOPE_ROLES_DEFAULT) */
+    uint32_t auth_failures_max;            /* LEDGERD_AUTH_FAILURES_MAX */
+    uint32_t auth_failure_window_seconds;  /* LEDGERD_AUTH_FAILURE_WINDOW_SECONDS */
+    char audit_signing_key_file[4096];     /* LEDGERD_AUDIT_SIGNING_KEY_FILE ("" = unsigned) */
+    uint32_t audit_checkpoint_interval_seconds; /* LEDGERD_AUDIT_CHECKPOINT_INTERVAL_SECONDS */
+    uint32_t audit_checkpoint_records;          /* LEDGERD_AUDIT_CHECKPOINT_RECORDS */
+    char audit_public_keys_file[4096];          /* LEDGERD_AUDIT_PUBLIC_KEYS_FILE ("" = none) */
 };
 
 /* Getter for environment variables, so tests can supply their own. Returns NULL when unset. */
@@ -105,5 +129,15 @@ int config_log_level_parse(const char *text, size_t len, enum config_log_level *
  * secret, key, ...) replaced by ***. Returns the length written. Used wherever a URL is shown or
  * logged. */
 size_t config_redact_url(const char *url, char *out, size_t out_len);
+
+/* Reads the secret held by the file at path (an API key hashing key, a signing key) into out,
+ * cap bytes at most. One trailing "\n" or "\r\n" is not part of the secret. Refuses a file
+ * that is not a regular file, is empty, or holds more than cap bytes: -EINVAL; a file that
+ * cannot be opened or read: -errno (-ENOENT, -EACCES, -EIO, ...). On error appends one line,
+ * without a newline, to err naming the path and the reason — never the content — and wipes
+ * out. On success *len_out is the secret's length (1..cap); the caller wipes out after use.
+ * Thread-safe. */
+int config_read_secret_file(const char *path, uint8_t *out, size_t cap, size_t *len_out,
+                            struct buf *err);
 
 #endif

@@ -11,10 +11,17 @@
  * A thread's read connection lives until store_close: readers belong to long-lived pool
  * threads, and closing them from a thread-exit hook could race with store_close.
  *
+ * A third kind, the administrative writer, is one more read-write connection behind a mutex,
+ * opened on first use, for writes that do not come from the commit worker (API keys, audit
+ * records of the command line). Audit records are linked to the tail read in the appending
+ * transaction, whichever connection (or process) appends: BEGIN IMMEDIATE takes the database's
+ * write lock first, so two appends can never read the same tail.
+ *
  * Errors: SQLITE_BUSY / SQLITE_LOCKED become -EBUSY, every other failure -EIO; the SQLite
  * message is logged once, where the failure happened.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -26,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
 #include "core/assert.h"
 #include "core/clock.h"
 #include "core/limits.h"
@@ -65,6 +73,18 @@ enum sq_stmt {
     SQ_PENDING_UPDATE,
     SQ_IDEM_PUT,
     SQ_IDEM_PURGE,
+    SQ_AUDIT_TABLE_EXISTS,
+    SQ_AUDIT_TAIL,
+    SQ_AUDIT_INSERT,
+    SQ_AUDIT_PAGE,
+    SQ_AUDIT_CHECKPOINTS,
+    SQ_AUDIT_TRAIL,
+    SQ_AUDIT_CHECKPOINT_LAST,
+    SQ_AUDIT_CHECKPOINT_INSERT,
+    SQ_APIKEY_INSERT,
+    SQ_APIKEY_GET,
+    SQ_APIKEY_LIST,
+    SQ_APIKEY_REVOKE,
     SQ_COUNT
 };
 
@@ -78,6 +98,12 @@ enum sq_stmt {
     "t.flags, t.pending_id, t.timeout_seconds, t.metadata, t.created_at_ms, p.state, "             \
     "p.expires_at_ms"
 #define SQ_TRANSFER_FROM " FROM transfers t LEFT JOIN pending_transfers p ON p.transfer_id = t.id"
+/* sq_row_audit() reads these from a given first column, sq_row_apikey() these. */
+#define SQ_AUDIT_COLS                                                                              \
+    "seq, time_unix_ms, actor, action, resource, decision, reason, request_id, trace_id, "         \
+    "source, prev_hash, hash"
+#define SQ_AUDIT_COLS_COUNT 12
+#define SQ_APIKEY_COLS "id, name, scopes, hash, created_at_ms, created_by, revoked_at_ms"
 
 static const char *const sq_sql[SQ_COUNT] = {
     [SQ_PING] = "SELECT 1",
@@ -133,6 +159,35 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_IDEM_PURGE] = "DELETE FROM idempotency_keys WHERE (principal, key) IN"
                       " (SELECT principal, key FROM idempotency_keys WHERE expires_at_ms <= ?1"
                       " ORDER BY expires_at_ms LIMIT ?2)",
+    [SQ_AUDIT_TABLE_EXISTS] = "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                              " AND name = 'audit_records'",
+    [SQ_AUDIT_TAIL] = "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+    [SQ_AUDIT_INSERT] = "INSERT INTO audit_records (" SQ_AUDIT_COLS ")"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [SQ_AUDIT_PAGE] =
+        "SELECT " SQ_AUDIT_COLS " FROM audit_records WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [SQ_AUDIT_CHECKPOINTS] = "SELECT seq, time_unix_ms, key_id, hash, signature"
+                             " FROM audit_checkpoints WHERE seq > ?1 ORDER BY seq",
+    /* One statement, so one snapshot: a checkpoint can never be read without its record. Both
+     * sides come in seq order from their primary keys and SQLite merges them, without a sort.
+     * A checkpoint row has kind 1 and, in the record's columns, seq, time_unix_ms, key_id (as
+     * actor), hash, and its signature in the last column. */
+    [SQ_AUDIT_TRAIL] = "SELECT 0 AS kind, " SQ_AUDIT_COLS ", NULL AS signature"
+                       " FROM audit_records WHERE seq > ?1"
+                       " UNION ALL"
+                       " SELECT 1, seq, time_unix_ms, key_id, NULL, NULL, NULL, NULL, NULL, NULL,"
+                       " NULL, NULL, hash, signature FROM audit_checkpoints WHERE seq > ?1"
+                       " ORDER BY seq, kind",
+    [SQ_AUDIT_CHECKPOINT_LAST] = "SELECT seq, time_unix_ms FROM audit_checkpoints"
+                                 " ORDER BY seq DESC LIMIT 1",
+    [SQ_AUDIT_CHECKPOINT_INSERT] = "INSERT INTO audit_checkpoints (seq, time_unix_ms, key_id,"
+                                   " hash, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [SQ_APIKEY_INSERT] = "INSERT INTO api_keys (" SQ_APIKEY_COLS ")"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+    [SQ_APIKEY_GET] = "SELECT " SQ_APIKEY_COLS " FROM api_keys WHERE id = ?1",
+    [SQ_APIKEY_LIST] = "SELECT " SQ_APIKEY_COLS " FROM api_keys ORDER BY created_at_ms, id",
+    [SQ_APIKEY_REVOKE] = "UPDATE api_keys SET revoked_at_ms = ?2"
+                         " WHERE id = ?1 AND revoked_at_ms IS NULL",
 };
 
 /* The bootstrap table that records migrations; created by the store, not by a migration. */
@@ -179,6 +234,8 @@ struct sq_store {
     pthread_key_t reader_key; /* this thread's struct sq_conn * */
     pthread_mutex_t readers_lock;
     struct sq_conn *readers; /* every reader opened, for close */
+    pthread_mutex_t admin_lock;
+    struct sq_conn admin; /* the administrative writer; db NULL until first used */
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -691,6 +748,7 @@ static int sq_open(const char *location, void **be_out, struct buf *err)
         goto out_stop_checkpointer;
     }
     pthread_mutex_init(&s->readers_lock, NULL);
+    pthread_mutex_init(&s->admin_lock, NULL);
     metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_WRITER, 1);
     *be_out = s;
     return 0;
@@ -718,6 +776,8 @@ static void sq_close(void *be)
         metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_READER, -1);
         c = next;
     }
+    sq_conn_close(&s->admin);
+    pthread_mutex_destroy(&s->admin_lock);
     sq_checkpointer_stop(s);
     /* Closing the last connection checkpoints the WAL into the database file. */
     sq_conn_close(&s->writer);
@@ -802,8 +862,47 @@ static int sq_migration_status(void *be, struct store_migration_status *out)
     return rc != 0 ? rc : sq_status(c, out);
 }
 
-/* Applies one migration with its schema_migrations row in one transaction. */
-static int sq_migration_apply(struct sq_conn *c, const struct store_migration *m, struct buf *err)
+static int sq_audit_append_on(struct sq_conn *c, struct audit_record *r);
+
+/* Inside the migration's transaction: once the audit trail exists (the migration may just have
+ * made it), the migration's audit record. */
+static int sq_migration_audit(struct sq_conn *c, const struct store_migration *m, const char *actor,
+                              struct buf *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(c, SQ_AUDIT_TABLE_EXISTS, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step == SQLITE_DONE) {
+        return 0; /* before 0002: no trail to write to */
+    }
+    if (step != SQLITE_ROW) {
+        return sq_fail(c, step, "look for the audit trail");
+    }
+    struct audit_record r;
+    memset(&r, 0, sizeof(r));
+    char resource[LIMIT_AUDIT_RESOURCE_LEN_MAX + 1];
+    int n = snprintf(resource, sizeof(resource), "migration:%04u_%s", m->version, m->name);
+    ASSERT(n > 0 && (size_t)n < sizeof(resource));
+    r.time_unix_ms = clock_unix_ms();
+    if (audit_record_set(&r, AUDIT_FIELD_ACTOR, actor, strlen(actor)) != 0 ||
+        audit_record_set(&r, AUDIT_FIELD_ACTION, "migration.apply", 15) != 0 ||
+        audit_record_set(&r, AUDIT_FIELD_RESOURCE, resource, (size_t)n) != 0 ||
+        audit_record_set(&r, AUDIT_FIELD_DECISION, "success", 7) != 0) {
+        (void)buf_appendf(err, "migration %u (%s): the actor is not valid in an audit record",
+                          m->version, m->name);
+        return -EINVAL;
+    }
+    return sq_audit_append_on(c, &r);
+}
+
+/* Applies one migration with its schema_migrations row and its audit record in one
+ * transaction. */
+static int sq_migration_apply(struct sq_conn *c, const struct store_migration *m, const char *actor,
+                              struct buf *err)
 {
     char checksum[2 * SHA256_BYTES + 1];
     sq_migration_checksum(m, checksum);
@@ -832,6 +931,13 @@ static int sq_migration_apply(struct sq_conn *c, const struct store_migration *m
     if (rc != 0) {
         goto out_rollback_msg;
     }
+    rc = sq_migration_audit(c, m, actor, err);
+    if (rc == -EINVAL) {
+        goto out_rollback;
+    }
+    if (rc != 0) {
+        goto out_rollback_msg;
+    }
     rc = sq_exec(c, "COMMIT", "commit migration");
     if (rc != 0) {
         goto out_rollback_msg;
@@ -847,8 +953,9 @@ out_rollback:
     return rc;
 }
 
-static int sq_migrate_up(void *be, void (*applied)(void *ctx, uint32_t version, const char *name),
-                         void *ctx, struct buf *err)
+static int sq_migrate_up(void *be, const char *actor,
+                         void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
+                         struct buf *err)
 {
     struct sq_store *s = be;
     for (size_t i = 0; i < store_migrations_sqlite_count; i++) {
@@ -893,7 +1000,7 @@ static int sq_migrate_up(void *be, void (*applied)(void *ctx, uint32_t version, 
         if (done) {
             continue;
         }
-        rc = sq_migration_apply(&s->writer, m, err);
+        rc = sq_migration_apply(&s->writer, m, actor, err);
         if (rc != 0) {
             return rc;
         }
@@ -1110,6 +1217,536 @@ static int sq_idem_get(void *be, const char *principal, const char *key, int64_t
 out_reset:
     sqlite3_reset(st);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The audit trail and API keys: rows, the administrative writer, reads and appends.
+ * ------------------------------------------------------------------------------------- */
+
+/* A 32-byte hash (or n-byte blob) column; anything else is a malformed row. */
+static int sq_col_blob(sqlite3_stmt *st, int col, uint8_t *out, size_t n)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    if (p == NULL || (size_t)sqlite3_column_bytes(st, col) != n) {
+        return sq_corrupt("blob of the wrong size");
+    }
+    memcpy(out, p, n);
+    return 0;
+}
+
+/* A record from the SQ_AUDIT_COLS starting at column col. The text is copied as stored: the
+ * verifier, not this function, judges whether it follows the rules. */
+static int sq_row_audit(sqlite3_stmt *st, int col, struct audit_record *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->seq = (uint64_t)sqlite3_column_int64(st, col);
+    r->time_unix_ms = sqlite3_column_int64(st, col + 1);
+    int rc = sq_col_text(st, col + 2, r->actor, sizeof(r->actor));
+    if (rc == 0) {
+        rc = sq_col_text(st, col + 3, r->action, sizeof(r->action));
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, col + 4, r->resource, sizeof(r->resource));
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, col + 5, r->decision, sizeof(r->decision));
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, col + 6, r->reason, sizeof(r->reason));
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, col + 7, r->request_id, sizeof(r->request_id));
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, col + 8, r->trace_id, sizeof(r->trace_id));
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, col + 9, r->source, sizeof(r->source));
+    }
+    if (rc == 0) {
+        rc = sq_col_blob(st, col + 10, r->prev_hash, AUDIT_HASH_BYTES);
+    }
+    if (rc == 0) {
+        rc = sq_col_blob(st, col + 11, r->hash, AUDIT_HASH_BYTES);
+    }
+    if (rc != 0) {
+        log_msgf(CONFIG_LOG_ERROR, NULL, "store: sqlite: audit record %" PRId64 " is malformed",
+                 (int64_t)sqlite3_column_int64(st, col));
+    }
+    return rc;
+}
+
+/* Column positions of a checkpoint in a row (they differ between the two statements). */
+struct sq_checkpoint_cols {
+    int seq, time, key_id, hash, signature;
+};
+
+static int sq_row_checkpoint(sqlite3_stmt *st, const struct sq_checkpoint_cols *cols,
+                             struct audit_checkpoint *cp)
+{
+    memset(cp, 0, sizeof(*cp));
+    cp->seq = (uint64_t)sqlite3_column_int64(st, cols->seq);
+    cp->time_unix_ms = sqlite3_column_int64(st, cols->time);
+    int rc = sq_col_text(st, cols->key_id, cp->key_id, sizeof(cp->key_id));
+    if (rc == 0) {
+        rc = sq_col_blob(st, cols->hash, cp->hash, AUDIT_HASH_BYTES);
+    }
+    if (rc == 0) {
+        rc = sq_col_blob(st, cols->signature, cp->signature, AUDIT_SIGNATURE_BYTES);
+    }
+    return rc;
+}
+
+static int sq_bind_audit(sqlite3_stmt *st, const struct audit_record *r)
+{
+    ASSERT(r->seq <= (uint64_t)LIMIT_AUDIT_INTEGER_MAX);
+    sqlite3_bind_int64(st, 1, (int64_t)r->seq);
+    sqlite3_bind_int64(st, 2, r->time_unix_ms);
+    sq_bind_text(st, 3, r->actor);
+    sq_bind_text(st, 4, r->action);
+    sq_bind_text(st, 5, r->resource);
+    sq_bind_text(st, 6, r->decision);
+    sq_bind_text(st, 7, r->reason);
+    sq_bind_text(st, 8, r->request_id);
+    sq_bind_text(st, 9, r->trace_id);
+    sq_bind_text(st, 10, r->source);
+    sqlite3_bind_blob(st, 11, r->prev_hash, AUDIT_HASH_BYTES, SQLITE_STATIC);
+    return sqlite3_bind_blob(st, 12, r->hash, AUDIT_HASH_BYTES, SQLITE_STATIC);
+}
+
+/* The last record's (seq, hash) as connection c sees it: in a write transaction, the true
+ * tail, which no one else can extend until it ends. */
+static int sq_audit_tail_on(struct sq_conn *c, uint64_t *seq_out,
+                            uint8_t hash_out[AUDIT_HASH_BYTES])
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(c, SQ_AUDIT_TAIL, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    *seq_out = 0;
+    memset(hash_out, 0, AUDIT_HASH_BYTES);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        rc = seq >= 1 && seq <= LIMIT_AUDIT_INTEGER_MAX
+                 ? sq_col_blob(st, 1, hash_out, AUDIT_HASH_BYTES)
+                 : sq_corrupt("audit tail seq out of range");
+        *seq_out = rc == 0 ? (uint64_t)seq : 0;
+    } else if (step != SQLITE_DONE) {
+        rc = sq_fail(c, step, "read the audit tail");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Links r after the tail and inserts it; c is in a write transaction. */
+static int sq_audit_append_on(struct sq_conn *c, struct audit_record *r)
+{
+    ASSERT(!sqlite3_get_autocommit(c->db));
+    uint64_t seq = 0;
+    uint8_t prev[AUDIT_HASH_BYTES];
+    int rc = sq_audit_tail_on(c, &seq, prev);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = audit_chain_next(prev, seq, r);
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(r->seq == seq + 1);
+    sqlite3_stmt *st = NULL;
+    rc = sq_stmt(c, SQ_AUDIT_INSERT, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sq_bind_audit(st, r);
+    return sq_step_done(c, st, "append audit record");
+}
+
+/* Steps an INSERT whose primary key may exist already: -EEXIST then, without logging. */
+static int sq_insert_unique(struct sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+    int step = sqlite3_step(st);
+    int rc = 0;
+    if (step != SQLITE_DONE) {
+        rc = sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_PRIMARYKEY
+                 ? -EEXIST
+                 : sq_fail(c, step, what);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_checkpoint_insert_on(struct sq_conn *c, const struct audit_checkpoint *cp)
+{
+    ASSERT(cp->seq <= (uint64_t)LIMIT_AUDIT_INTEGER_MAX);
+    sqlite3_stmt *st = NULL;
+    int rc = sq_stmt(c, SQ_AUDIT_CHECKPOINT_INSERT, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)cp->seq);
+    sqlite3_bind_int64(st, 2, cp->time_unix_ms);
+    sqlite3_bind_text(st, 3, cp->key_id, (int)strnlen(cp->key_id, sizeof(cp->key_id)),
+                      SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, cp->hash, AUDIT_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, cp->signature, AUDIT_SIGNATURE_BYTES, SQLITE_STATIC);
+    return sq_insert_unique(c, st, "insert audit checkpoint");
+}
+
+/* Takes the administrative writer (opening it on first use) and begins a write transaction.
+ * On 0 the caller holds admin_lock until sq_admin_end. */
+static int sq_admin_begin(struct sq_store *s, struct sq_conn **out)
+{
+    pthread_mutex_lock(&s->admin_lock);
+    int rc = 0;
+    if (s->admin.db == NULL) {
+        rc = sq_open_conn(&s->admin, s->path, SQLITE_OPEN_READWRITE, NULL, NULL);
+        if (rc == 0) {
+            rc = sq_exec(&s->admin, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON",
+                         "administrative writer setup");
+            if (rc != 0) {
+                sq_conn_close(&s->admin);
+            }
+        }
+    }
+    if (rc == 0) {
+        sqlite3_stmt *st = NULL;
+        rc = sq_stmt(&s->admin, SQ_BEGIN, &st);
+        if (rc == 0) {
+            rc = sq_step_done(&s->admin, st, "begin");
+        }
+    }
+    if (rc != 0) {
+        pthread_mutex_unlock(&s->admin_lock);
+        return rc;
+    }
+    *out = &s->admin;
+    return 0;
+}
+
+/* Commits when rc is 0, else rolls back; releases the administrative writer. */
+static int sq_admin_end(struct sq_store *s, int rc)
+{
+    if (rc == 0) {
+        sqlite3_stmt *st = NULL;
+        rc = sq_stmt(&s->admin, SQ_COMMIT, &st);
+        if (rc == 0) {
+            rc = sq_step_done(&s->admin, st, "commit");
+        }
+    }
+    if (rc != 0 && !sqlite3_get_autocommit(s->admin.db)) {
+        (void)sqlite3_exec(s->admin.db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&s->admin_lock);
+    return rc;
+}
+
+static int sq_audit_append_one(void *be, struct audit_record *r)
+{
+    struct sq_store *s = be;
+    struct sq_conn *c = NULL;
+    int rc = sq_admin_begin(s, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    return sq_admin_end(s, sq_audit_append_on(c, r));
+}
+
+static int sq_audit_checkpoint_insert(void *be, const struct audit_checkpoint *cp)
+{
+    struct sq_store *s = be;
+    struct sq_conn *c = NULL;
+    int rc = sq_admin_begin(s, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    return sq_admin_end(s, sq_checkpoint_insert_on(c, cp));
+}
+
+static int sq_audit_tail(void *be, uint64_t *seq_out, uint8_t hash_out[AUDIT_HASH_BYTES])
+{
+    struct sq_conn *c = NULL;
+    int rc = sq_reader(be, &c);
+    return rc != 0 ? rc : sq_audit_tail_on(c, seq_out, hash_out);
+}
+
+static int sq_audit_records(void *be, struct store_page *page, store_audit_record_fn fn, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_reader(be, &c);
+    if (rc == 0) {
+        rc = sq_stmt(c, SQ_AUDIT_PAGE, &st);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)page->after_seq);
+    sqlite3_bind_int64(st, 2, (int64_t)page->limit + 1);
+    uint32_t given = 0;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (given == page->limit) {
+            page->more_out = true;
+            break;
+        }
+        struct audit_record r;
+        rc = sq_row_audit(st, 0, &r);
+        if (rc == 0) {
+            page->last_seq_out = r.seq;
+            rc = fn(ctx, &r);
+        }
+        given++;
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = sq_fail(c, step, "list audit records");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_audit_checkpoints(void *be, uint64_t after_seq, store_audit_checkpoint_fn fn,
+                                void *ctx)
+{
+    static const struct sq_checkpoint_cols cols = {0, 1, 2, 3, 4};
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_reader(be, &c);
+    if (rc == 0) {
+        rc = sq_stmt(c, SQ_AUDIT_CHECKPOINTS, &st);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct audit_checkpoint cp;
+        rc = sq_row_checkpoint(st, &cols, &cp);
+        if (rc == 0) {
+            rc = fn(ctx, &cp);
+        }
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = sq_fail(c, step, "list audit checkpoints");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_audit_trail(void *be, uint64_t after_seq, store_audit_record_fn record_fn,
+                          store_audit_checkpoint_fn checkpoint_fn, void *ctx)
+{
+    /* The checkpoint's columns within a row of SQ_AUDIT_TRAIL. */
+    static const struct sq_checkpoint_cols cols = {1, 2, 3, SQ_AUDIT_COLS_COUNT,
+                                                   SQ_AUDIT_COLS_COUNT + 1};
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_reader(be, &c);
+    if (rc == 0) {
+        rc = sq_stmt(c, SQ_AUDIT_TRAIL, &st);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int(st, 0) == 0) {
+            struct audit_record r;
+            rc = sq_row_audit(st, 1, &r);
+            if (rc == 0) {
+                rc = record_fn(ctx, &r);
+            }
+        } else {
+            struct audit_checkpoint cp;
+            rc = sq_row_checkpoint(st, &cols, &cp);
+            if (rc == 0) {
+                rc = checkpoint_fn(ctx, &cp);
+            }
+        }
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = sq_fail(c, step, "read the audit trail");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_audit_checkpoint_last(void *be, uint64_t *seq_out, int64_t *time_unix_ms_out)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_reader(be, &c);
+    if (rc == 0) {
+        rc = sq_stmt(c, SQ_AUDIT_CHECKPOINT_LAST, &st);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0);
+        *seq_out = seq > 0 ? (uint64_t)seq : 0;
+        *time_unix_ms_out = sqlite3_column_int64(st, 1);
+    } else if (step != SQLITE_DONE) {
+        rc = sq_fail(c, step, "read the last audit checkpoint");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* A key from SQ_APIKEY_COLS. */
+static int sq_row_apikey(sqlite3_stmt *st, struct store_apikey *k)
+{
+    memset(k, 0, sizeof(*k));
+    int rc = sq_col_text(st, 0, k->id, sizeof(k->id));
+    if (rc == 0) {
+        rc = sq_col_text(st, 1, k->name, sizeof(k->name));
+    }
+    if (rc == 0) {
+        rc = sq_col_uint(st, 2, UINT32_MAX, &k->scopes);
+    }
+    if (rc == 0) {
+        rc = sq_col_blob(st, 3, k->hash, APIKEY_HASH_BYTES);
+    }
+    if (rc == 0) {
+        rc = sq_col_text(st, 5, k->created_by, sizeof(k->created_by));
+    }
+    k->created_at_ms = sqlite3_column_int64(st, 4);
+    k->revoked_at_ms = sqlite3_column_int64(st, 6); /* NULL reads as 0: in force */
+    return rc;
+}
+
+static int sq_apikey_get(void *be, const char *id, struct store_apikey *out)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_get(be, SQ_APIKEY_GET, id, &c, &st);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = sq_row_apikey(st, out);
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_apikey_list(void *be, store_apikey_fn fn, void *ctx)
+{
+    struct sq_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_reader(be, &c);
+    if (rc == 0) {
+        rc = sq_stmt(c, SQ_APIKEY_LIST, &st);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_apikey k;
+        rc = sq_row_apikey(st, &k);
+        if (rc == 0) {
+            rc = fn(ctx, &k);
+        }
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = sq_fail(c, step, "list API keys");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_apikey_insert(void *be, const struct store_apikey *k, struct audit_record *audit)
+{
+    struct sq_store *s = be;
+    struct sq_conn *c = NULL;
+    int rc = sq_admin_begin(s, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_stmt *st = NULL;
+    rc = sq_stmt(c, SQ_APIKEY_INSERT, &st);
+    if (rc == 0) {
+        sq_bind_text(st, 1, k->id);
+        sq_bind_text(st, 2, k->name);
+        sqlite3_bind_int64(st, 3, k->scopes);
+        sqlite3_bind_blob(st, 4, k->hash, APIKEY_HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, k->created_at_ms);
+        sq_bind_text(st, 6, k->created_by);
+        rc = sq_insert_unique(c, st, "insert API key");
+    }
+    if (rc == 0) {
+        rc = sq_audit_append_on(c, audit);
+    }
+    return sq_admin_end(s, rc);
+}
+
+static int sq_apikey_revoke(void *be, const char *id, int64_t now_ms, struct audit_record *audit)
+{
+    struct sq_store *s = be;
+    struct sq_conn *c = NULL;
+    int rc = sq_admin_begin(s, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_stmt *st = NULL;
+    rc = sq_stmt(c, SQ_APIKEY_REVOKE, &st);
+    if (rc == 0) {
+        sq_bind_text(st, 1, id);
+        sqlite3_bind_int64(st, 2, now_ms);
+        rc = sq_step_done(c, st, "revoke API key");
+    }
+    if (rc == 0 && sqlite3_changes(c->db) == 0) {
+        /* Unknown, or revoked before: tell which, in the same transaction. */
+        rc = sq_stmt(c, SQ_APIKEY_GET, &st);
+        if (rc == 0) {
+            sq_bind_text(st, 1, id);
+            int step = sqlite3_step(st);
+            rc = step == SQLITE_ROW    ? -EALREADY
+                 : step == SQLITE_DONE ? -ENOENT
+                                       : sq_fail(c, step, "look up API key");
+            sqlite3_reset(st);
+        }
+    } else if (rc == 0) {
+        rc = sq_audit_append_on(c, audit);
+    }
+    return sq_admin_end(s, rc);
+}
+
+/* The commit worker's side, inside its transaction. */
+static int sq_wr_audit_append(void *be, struct audit_record *r)
+{
+    struct sq_store *s = be;
+    return sq_audit_append_on(&s->writer, r);
+}
+
+static int sq_wr_audit_tail(void *be, uint64_t *seq_out, uint8_t hash_out[AUDIT_HASH_BYTES])
+{
+    struct sq_store *s = be;
+    ASSERT(!sqlite3_get_autocommit(s->writer.db));
+    return sq_audit_tail_on(&s->writer, seq_out, hash_out);
+}
+
+static int sq_wr_audit_checkpoint_insert(void *be, const struct audit_checkpoint *cp)
+{
+    struct sq_store *s = be;
+    ASSERT(!sqlite3_get_autocommit(s->writer.db));
+    return sq_checkpoint_insert_on(&s->writer, cp);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1433,4 +2070,18 @@ const struct store_backend_ops store_sqlite_ops = {
     .wr_changes = sq_wr_changes,
     .wr_idem_put = sq_wr_idem_put,
     .wr_idem_purge = sq_wr_idem_purge,
+    .apikey_insert = sq_apikey_insert,
+    .apikey_get = sq_apikey_get,
+    .apikey_list = sq_apikey_list,
+    .apikey_revoke = sq_apikey_revoke,
+    .audit_append_one = sq_audit_append_one,
+    .audit_tail = sq_audit_tail,
+    .audit_records = sq_audit_records,
+    .audit_checkpoints = sq_audit_checkpoints,
+    .audit_trail = sq_audit_trail,
+    .audit_checkpoint_last = sq_audit_checkpoint_last,
+    .audit_checkpoint_insert = sq_audit_checkpoint_insert,
+    .wr_audit_append = sq_wr_audit_append,
+    .wr_audit_tail = sq_wr_audit_tail,
+    .wr_audit_checkpoint_insert = sq_wr_audit_checkpoint_insert,
 };

@@ -95,9 +95,17 @@ int store_migrate_up(struct store *s,
                      void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
                      struct buf *err)
 {
+    return store_migrate_up_as(s, "system", applied, ctx, err);
+}
+
+int store_migrate_up_as(struct store *s, const char *actor,
+                        void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
+                        struct buf *err)
+{
     ASSERT(s != NULL);
+    ASSERT(actor != NULL && actor[0] != '\0');
     ASSERT(err != NULL);
-    return s->ops->migrate_up(s->be, applied, ctx, err);
+    return s->ops->migrate_up(s->be, actor, applied, ctx, err);
 }
 
 int store_ping(struct store *s)
@@ -166,6 +174,119 @@ int store_idem_get(struct store *s, const char *principal, const char *key, int6
     int rc = s->ops->idem_get(s->be, principal, key, now_ms, fn, ctx);
     store_in_use(METRICS_DB_READER, -1);
     return rc;
+}
+
+/* ---- API keys and the audit trail: the administrative writer and readers ---- */
+
+int store_apikey_insert(struct store *s, const struct store_apikey *k, struct audit_record *audit)
+{
+    ASSERT(s != NULL);
+    ASSERT(k != NULL && audit != NULL);
+    ASSERT(k->id[0] != '\0' && k->name[0] != '\0' && k->created_by[0] != '\0');
+    ASSERT(k->scopes != 0 && k->revoked_at_ms == 0);
+    return s->ops->apikey_insert(s->be, k, audit);
+}
+
+int store_apikey_get(struct store *s, const char *id, struct store_apikey *out)
+{
+    ASSERT(s != NULL);
+    ASSERT(id != NULL && out != NULL);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->apikey_get(s->be, id, out);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
+}
+
+int store_apikey_list(struct store *s, store_apikey_fn fn, void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(fn != NULL);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->apikey_list(s->be, fn, ctx);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
+}
+
+int store_apikey_revoke(struct store *s, const char *id, int64_t now_ms, struct audit_record *audit)
+{
+    ASSERT(s != NULL);
+    ASSERT(id != NULL && audit != NULL);
+    ASSERT(now_ms > 0);
+    return s->ops->apikey_revoke(s->be, id, now_ms, audit);
+}
+
+int store_audit_append_one(struct store *s, struct audit_record *r)
+{
+    ASSERT(s != NULL);
+    ASSERT(r != NULL);
+    return s->ops->audit_append_one(s->be, r);
+}
+
+int store_audit_tail(struct store *s, uint64_t *seq_out, uint8_t hash_out[AUDIT_HASH_BYTES])
+{
+    ASSERT(s != NULL);
+    ASSERT(seq_out != NULL && hash_out != NULL);
+    *seq_out = 0;
+    memset(hash_out, 0, AUDIT_HASH_BYTES);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->audit_tail(s->be, seq_out, hash_out);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
+}
+
+int store_audit_records(struct store *s, struct store_page *page, store_audit_record_fn fn,
+                        void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(page != NULL && fn != NULL);
+    ASSERT(page->limit >= 1 && page->limit <= LIMIT_LIST_MAX);
+    page->last_seq_out = page->after_seq;
+    page->more_out = false;
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->audit_records(s->be, page, fn, ctx);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
+}
+
+int store_audit_checkpoints(struct store *s, uint64_t after_seq, store_audit_checkpoint_fn fn,
+                            void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(fn != NULL);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->audit_checkpoints(s->be, after_seq, fn, ctx);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
+}
+
+int store_audit_trail(struct store *s, uint64_t after_seq, store_audit_record_fn record_fn,
+                      store_audit_checkpoint_fn checkpoint_fn, void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(record_fn != NULL && checkpoint_fn != NULL);
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->audit_trail(s->be, after_seq, record_fn, checkpoint_fn, ctx);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
+}
+
+int store_audit_checkpoint_last(struct store *s, uint64_t *seq_out, int64_t *time_unix_ms_out)
+{
+    ASSERT(s != NULL);
+    ASSERT(seq_out != NULL && time_unix_ms_out != NULL);
+    *seq_out = 0;
+    *time_unix_ms_out = 0;
+    store_in_use(METRICS_DB_READER, 1);
+    int rc = s->ops->audit_checkpoint_last(s->be, seq_out, time_unix_ms_out);
+    store_in_use(METRICS_DB_READER, -1);
+    return rc;
+}
+
+int store_audit_checkpoint_insert(struct store *s, const struct audit_checkpoint *cp)
+{
+    ASSERT(s != NULL);
+    ASSERT(cp != NULL && cp->seq >= 1);
+    return s->ops->audit_checkpoint_insert(s->be, cp);
 }
 
 /* Ends the writer's use once: after a COMMIT, or the ROLLBACK that follows a failed one. */
@@ -261,6 +382,32 @@ int store_wr_idem_put(struct store *s, const char *principal, const char *key,
     ASSERT(r->location != NULL);
     ASSERT(r->body != NULL || r->body_len == 0);
     return s->ops->wr_idem_put(s->be, principal, key, r, created_at_ms);
+}
+
+int store_wr_audit_append(struct store *s, struct audit_record *r)
+{
+    ASSERT(s != NULL);
+    ASSERT(r != NULL);
+    ASSERT(s->tx_open);
+    return s->ops->wr_audit_append(s->be, r);
+}
+
+int store_wr_audit_tail(struct store *s, uint64_t *seq_out, uint8_t hash_out[AUDIT_HASH_BYTES])
+{
+    ASSERT(s != NULL);
+    ASSERT(seq_out != NULL && hash_out != NULL);
+    ASSERT(s->tx_open);
+    *seq_out = 0;
+    memset(hash_out, 0, AUDIT_HASH_BYTES);
+    return s->ops->wr_audit_tail(s->be, seq_out, hash_out);
+}
+
+int store_wr_audit_checkpoint_insert(struct store *s, const struct audit_checkpoint *cp)
+{
+    ASSERT(s != NULL);
+    ASSERT(cp != NULL && cp->seq >= 1);
+    ASSERT(s->tx_open);
+    return s->ops->wr_audit_checkpoint_insert(s->be, cp);
 }
 
 int store_wr_idem_purge(struct store *s, int64_t now_ms, size_t limit, size_t *deleted_out)

@@ -11,6 +11,12 @@
  * Errors: 0 on success; -ENOENT when the thing asked for does not exist; -EIO when the
  * database failed (the message is logged by the store); -EBUSY when the database is locked by
  * another process past the busy timeout; -EINVAL for a malformed URL.
+ *
+ * Besides the commit worker's writer, a store has an administrative writer for the rare writes
+ * that do not go through the commit worker (API keys, audit records of the command line or of
+ * refused requests): any thread may use it, one at a time behind a lock, each call in its own
+ * transaction. SQLite serializes it with the commit worker's transactions and with other
+ * processes (`ledgerd apikey create` while the server runs) through the database lock.
  */
 #ifndef LEDGERD_STORE_STORE_H
 #define LEDGERD_STORE_STORE_H
@@ -19,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit/audit.h"
+#include "auth/apikey.h"
 #include "core/buf.h"
 #include "core/sha256.h"
 #include "ledger/book.h"
@@ -49,10 +57,16 @@ struct store_migration_status {
 };
 int store_migration_status(struct store *s, struct store_migration_status *out);
 /* Applies pending migrations in order, each in its own transaction. Calls applied() after each
- * one (may be NULL). Refuses (-EINVAL, reason in err) when there is drift. */
+ * one (may be NULL). Refuses (-EINVAL, reason in err) when there is drift. Once the audit trail
+ * exists (migration 0002 on), each migration appends, in its own transaction, an audit record
+ * {actor, "migration.apply", "migration:NNNN_name", "success"}; store_migrate_up's actor is
+ * "system", store_migrate_up_as names it (the command line: "cli:<user>"). */
 int store_migrate_up(struct store *s,
                      void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
                      struct buf *err);
+int store_migrate_up_as(struct store *s, const char *actor,
+                        void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
+                        struct buf *err);
 
 /* Cheap liveness query on the calling thread's read connection. */
 int store_ping(struct store *s);
@@ -96,6 +110,86 @@ typedef int (*store_idem_fn)(void *ctx, const struct store_idem_record *r);
 /* Finds the record for (principal, key) that has not expired at now_ms; -ENOENT otherwise. */
 int store_idem_get(struct store *s, const char *principal, const char *key, int64_t now_ms,
                    store_idem_fn fn, void *ctx);
+
+/* ---------------------------------------------------------------------------------------
+ * API keys (any thread; writes on the administrative writer). The key itself is never
+ * stored: only its id and the keyed hash of its secret (auth/apikey.h).
+ * ------------------------------------------------------------------------------------- */
+/* A key's display name: a label for people (1..128 bytes of UTF-8 without control
+ * characters, checked by whoever takes it from a user). */
+#define STORE_APIKEY_NAME_LEN_MAX 128
+
+struct store_apikey {
+    int64_t created_at_ms;
+    int64_t revoked_at_ms;                          /* 0 while the key is in force */
+    uint32_t scopes;                                /* enum scope_bit mask, not 0 */
+    uint8_t hash[APIKEY_HASH_BYTES];                /* HMAC-SHA256 of the secret */
+    char id[APIKEY_ID_LEN + 1];                     /* 16 lower-case hex digits */
+    char name[STORE_APIKEY_NAME_LEN_MAX + 1];       /* not empty */
+    char created_by[LIMIT_AUDIT_ACTOR_LEN_MAX + 1]; /* the actor that made it, not empty */
+};
+typedef int (*store_apikey_fn)(void *ctx, const struct store_apikey *k);
+
+/* Stores a new key (revoked_at_ms must be 0) and appends audit (filled by the caller but for
+ * seq, prev_hash and hash, which are set here) in the same transaction: both or neither.
+ * Returns 0; -EEXIST when a key with this id exists (nothing written: make a new key);
+ * -EINVAL when audit does not validate; -EBUSY; -EIO. */
+int store_apikey_insert(struct store *s, const struct store_apikey *k, struct audit_record *audit);
+/* The key with this id, revoked or not; -ENOENT when there is none. */
+int store_apikey_get(struct store *s, const char *id, struct store_apikey *out);
+/* Every key, revoked ones included, oldest first (created_at_ms, then id). A callback returning
+ * non-zero stops the list and its value is returned. */
+int store_apikey_list(struct store *s, store_apikey_fn fn, void *ctx);
+/* Revokes the key: sets revoked_at_ms to now_ms and appends audit in the same transaction.
+ * Returns 0; -ENOENT when there is no such key; -EALREADY when it was revoked before (nothing
+ * is written, no audit record: its revoked_at_ms stays the first one); -EINVAL when audit does
+ * not validate; -EBUSY; -EIO. */
+int store_apikey_revoke(struct store *s, const char *id, int64_t now_ms,
+                        struct audit_record *audit);
+
+/* ---------------------------------------------------------------------------------------
+ * The audit trail (docs/security/audit.md). Appends link each record to the last one stored,
+ * read from the table inside the appending transaction, never from memory: several writers
+ * (the commit worker, the administrative writer, another process) may append, and SQLite's
+ * write lock orders them into one chain.
+ * ------------------------------------------------------------------------------------- */
+typedef int (*store_audit_record_fn)(void *ctx, const struct audit_record *r);
+typedef int (*store_audit_checkpoint_fn)(void *ctx, const struct audit_checkpoint *cp);
+
+/* The commit worker, inside its open transaction (store_tx_begin): links r after the current
+ * tail (audit_chain_next sets seq, prev_hash, hash) and inserts it. Returns 0; -EINVAL when r
+ * does not validate; -EOVERFLOW; -EBUSY; -EIO. When the transaction rolls back, r's seq and
+ * hash mean nothing: the next append reads the tail again. */
+int store_wr_audit_append(struct store *s, struct audit_record *r);
+/* The same in a transaction of its own on the administrative writer (any thread). */
+int store_audit_append_one(struct store *s, struct audit_record *r);
+
+/* The last record's seq and hash: seq 0 and 32 zero bytes when the trail is empty. Reader /
+ * inside the commit worker's transaction. */
+int store_audit_tail(struct store *s, uint64_t *seq_out, uint8_t hash_out[AUDIT_HASH_BYTES]);
+int store_wr_audit_tail(struct store *s, uint64_t *seq_out, uint8_t hash_out[AUDIT_HASH_BYTES]);
+
+/* A page of records in seq order, seq > page->after_seq, at most page->limit
+ * (1..LIMIT_LIST_MAX) of them; page->last_seq_out and page->more_out as for the lists above.
+ * Rows that do not fit struct audit_record (a field longer than its array, a hash that is not
+ * 32 bytes: a database written by something else) are -EIO. */
+int store_audit_records(struct store *s, struct store_page *page, store_audit_record_fn fn,
+                        void *ctx);
+/* Every checkpoint with seq > after_seq, in seq order. */
+int store_audit_checkpoints(struct store *s, uint64_t after_seq, store_audit_checkpoint_fn fn,
+                            void *ctx);
+/* The records and the checkpoints with seq > after_seq merged by seq, a checkpoint right after
+ * the record it covers, all from one snapshot of the database: the order the streaming verifier
+ * (audit_verify_*) wants, in constant memory. */
+int store_audit_trail(struct store *s, uint64_t after_seq, store_audit_record_fn record_fn,
+                      store_audit_checkpoint_fn checkpoint_fn, void *ctx);
+/* The latest checkpoint's seq and time: 0 and 0 when there is none (audit_checkpoint_due). */
+int store_audit_checkpoint_last(struct store *s, uint64_t *seq_out, int64_t *time_unix_ms_out);
+/* Stores a signed checkpoint: inside the commit worker's transaction / in a transaction of its
+ * own on the administrative writer. Returns 0; -EEXIST when a checkpoint of that seq exists
+ * (nothing written); -EBUSY; -EIO. */
+int store_wr_audit_checkpoint_insert(struct store *s, const struct audit_checkpoint *cp);
+int store_audit_checkpoint_insert(struct store *s, const struct audit_checkpoint *cp);
 
 /* ---------------------------------------------------------------------------------------
  * The writer (the commit worker's thread only).

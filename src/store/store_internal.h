@@ -26,8 +26,9 @@ struct store_backend_ops {
     void (*close)(void *be);
 
     int (*migration_status)(void *be, struct store_migration_status *out);
-    int (*migrate_up)(void *be, void (*applied)(void *ctx, uint32_t version, const char *name),
-                      void *ctx, struct buf *err);
+    int (*migrate_up)(void *be, const char *actor,
+                      void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
+                      struct buf *err);
     int (*ping)(void *be);
 
     int (*account_get)(void *be, const char *id, store_account_fn fn, void *ctx);
@@ -38,6 +39,19 @@ struct store_backend_ops {
                                   store_transfer_fn fn, void *ctx);
     int (*idem_get)(void *be, const char *principal, const char *key, int64_t now_ms,
                     store_idem_fn fn, void *ctx);
+
+    int (*apikey_insert)(void *be, const struct store_apikey *k, struct audit_record *audit);
+    int (*apikey_get)(void *be, const char *id, struct store_apikey *out);
+    int (*apikey_list)(void *be, store_apikey_fn fn, void *ctx);
+    int (*apikey_revoke)(void *be, const char *id, int64_t now_ms, struct audit_record *audit);
+    int (*audit_append_one)(void *be, struct audit_record *r);
+    int (*audit_tail)(void *be, uint64_t *seq_out, uint8_t hash_out[AUDIT_HASH_BYTES]);
+    int (*audit_records)(void *be, struct store_page *page, store_audit_record_fn fn, void *ctx);
+    int (*audit_checkpoints)(void *be, uint64_t after_seq, store_audit_checkpoint_fn fn, void *ctx);
+    int (*audit_trail)(void *be, uint64_t after_seq, store_audit_record_fn record_fn,
+                       store_audit_checkpoint_fn checkpoint_fn, void *ctx);
+    int (*audit_checkpoint_last)(void *be, uint64_t *seq_out, int64_t *time_unix_ms_out);
+    int (*audit_checkpoint_insert)(void *be, const struct audit_checkpoint *cp);
 
     int (*tx_begin)(void *be);
     int (*tx_commit)(void *be);
@@ -51,6 +65,9 @@ struct store_backend_ops {
     int (*wr_idem_put)(void *be, const char *principal, const char *key,
                        const struct store_idem_record *r, int64_t created_at_ms);
     int (*wr_idem_purge)(void *be, int64_t now_ms, size_t limit, size_t *deleted_out);
+    int (*wr_audit_append)(void *be, struct audit_record *r);
+    int (*wr_audit_tail)(void *be, uint64_t *seq_out, uint8_t hash_out[AUDIT_HASH_BYTES]);
+    int (*wr_audit_checkpoint_insert)(void *be, const struct audit_checkpoint *cp);
 };
 
 /* The SQLite backend (sqlite.c). */

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from .ledgerd_harness import Server, child_env, ledgerd_bin, run_cli
+from .ledgerd_harness import REPO, Server, child_env, ledgerd_bin, run_cli
 
 VARIABLES = [
     "LEDGERD_LISTEN", "LEDGERD_DB", "LEDGERD_ENV", "LEDGERD_LOG_LEVEL", "LEDGERD_THREADS",
@@ -15,6 +15,11 @@ VARIABLES = [
     "LEDGERD_IDEMPOTENCY_REQUIRED", "LEDGERD_CONNECTIONS_MAX", "LEDGERD_PER_IP_CONNECTIONS_MAX",
     "LEDGERD_CONNECTION_TIMEOUT_SECONDS", "LEDGERD_SHUTDOWN_TIMEOUT_SECONDS",
     "LEDGERD_EXPIRY_INTERVAL_MS",
+    "LEDGERD_AUTH", "LEDGERD_AUTH_OPEN_ROUTES", "LEDGERD_JWKS_FILE", "LEDGERD_JWT_ISSUER",
+    "LEDGERD_JWT_AUDIENCE", "LEDGERD_JWT_CLOCK_SKEW_SECONDS", "LEDGERD_APIKEY_HASH_KEY_FILE",
+    "LEDGERD_ROLES", "LEDGERD_AUTH_FAILURES_MAX", "LEDGERD_AUTH_FAILURE_WINDOW_SECONDS",
+    "LEDGERD_AUDIT_SIGNING_KEY_FILE", "LEDGERD_AUDIT_CHECKPOINT_INTERVAL_SECONDS",
+    "LEDGERD_AUDIT_CHECKPOINT_RECORDS", "LEDGERD_AUDIT_PUBLIC_KEYS_FILE",
 ]
 
 DEFAULTS = {
@@ -28,6 +33,17 @@ DEFAULTS = {
     "LEDGERD_EXPIRY_INTERVAL_MS": "250",
     "LEDGERD_LOG_LEVEL": "info",
     "LEDGERD_ENV": "dev",
+    "LEDGERD_AUTH": "required",
+    "LEDGERD_AUTH_OPEN_ROUTES": "probes,metrics,dashboard",
+    "LEDGERD_JWKS_FILE": "",
+    "LEDGERD_JWT_CLOCK_SKEW_SECONDS": "60",
+    "LEDGERD_APIKEY_HASH_KEY_FILE": "",
+    "LEDGERD_AUTH_FAILURES_MAX": "10",
+    "LEDGERD_AUTH_FAILURE_WINDOW_SECONDS": "60",
+    "LEDGERD_AUDIT_SIGNING_KEY_FILE": "",
+    "LEDGERD_AUDIT_CHECKPOINT_INTERVAL_SECONDS": "60",
+    "LEDGERD_AUDIT_CHECKPOINT_RECORDS": "1000",
+    "LEDGERD_AUDIT_PUBLIC_KEYS_FILE": "",
 }
 
 
@@ -154,6 +170,19 @@ BAD_SETTINGS = [
     ("LEDGERD_SHUTDOWN_TIMEOUT_SECONDS", "-1"),
     ("LEDGERD_EXPIRY_INTERVAL_MS", "fast"),
     ("LEDGERD_DB", "nosuchscheme://x"),
+    ("LEDGERD_AUTH", "maybe"),
+    ("LEDGERD_AUTH_OPEN_ROUTES", "admin"),
+    ("LEDGERD_JWT_CLOCK_SKEW_SECONDS", "301"),
+    ("LEDGERD_JWKS_FILE", "/nonexistent/jwks.json"),
+    ("LEDGERD_APIKEY_HASH_KEY_FILE", "/nonexistent/hash.key"),
+    ("LEDGERD_APIKEY_HASH_KEY_FILE", "/"),
+    ("LEDGERD_ROLES", "reader=ledger:wirte"),
+    ("LEDGERD_AUTH_FAILURES_MAX", "0"),
+    ("LEDGERD_AUTH_FAILURE_WINDOW_SECONDS", "86401"),
+    ("LEDGERD_AUDIT_SIGNING_KEY_FILE", "/nonexistent/audit.pem"),
+    ("LEDGERD_AUDIT_CHECKPOINT_INTERVAL_SECONDS", "0"),
+    ("LEDGERD_AUDIT_CHECKPOINT_RECORDS", "1000001"),
+    ("LEDGERD_AUDIT_PUBLIC_KEYS_FILE", "/nonexistent/keys.pem"),
 ]
 
 
@@ -167,6 +196,51 @@ def test_bad_setting_exits_2_naming_the_variable(db_env, tmp_path, var, value):
         pytest.fail(f"{var}={value!r} was accepted: ledgerd kept running")
     assert p.returncode == 2, (p.returncode, output(p))
     assert var in p.stderr, p.stderr
+
+
+def test_config_print_has_one_line_per_documented_setting(db_env, tmp_path):
+    doc = (REPO / "docs" / "operations" / "configuration.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(LEDGERD_[A-Z0-9_]+)` \|", doc, re.M))
+    documented.discard("LEDGERD_DB_FILE")  # another way to give LEDGERD_DB, not a setting
+    p = run_cli(["config", "print"], env=db_env, cwd=tmp_path)
+    assert p.returncode == 0, output(p)
+    assert len(p.stdout.splitlines()) == len(documented)
+    assert set(config_lines(p)) == documented
+
+
+def test_auth_off_only_in_dev(db_env, tmp_path):
+    p = run_cli(["config", "print"], env=dict(db_env, LEDGERD_AUTH="off"), cwd=tmp_path)
+    assert p.returncode == 0, output(p)
+    assert config_lines(p)["LEDGERD_AUTH"] == "off"
+    for env_name in ("staging", "prod"):
+        env = dict(db_env, LEDGERD_AUTH="off", LEDGERD_ENV=env_name)
+        p = run_cli(["serve", "--migrate"], env=env, cwd=tmp_path, timeout=10)
+        assert p.returncode == 2, output(p)
+        line = lines_naming(p.stderr, "LEDGERD_AUTH:")
+        assert line and "LEDGERD_ENV" in line[0], p.stderr
+
+
+def test_jwks_file_needs_issuer_and_audience(db_env, tmp_path):
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys":[]}')
+    p = run_cli(["config", "print"], env=dict(db_env, LEDGERD_JWKS_FILE=str(jwks)), cwd=tmp_path)
+    assert p.returncode == 2, output(p)
+    assert "LEDGERD_JWT_ISSUER" in p.stderr and "LEDGERD_JWT_AUDIENCE" in p.stderr
+    env = dict(db_env, LEDGERD_JWKS_FILE=str(jwks), LEDGERD_JWT_ISSUER="https://id.example",
+               LEDGERD_JWT_AUDIENCE="ledgerd")
+    p = run_cli(["config", "print"], env=env, cwd=tmp_path)
+    assert p.returncode == 0, output(p)
+    assert config_lines(p)["LEDGERD_JWKS_FILE"] == str(jwks)
+
+
+def test_config_print_shows_key_file_paths_not_contents(db_env, tmp_path):
+    key = tmp_path / "hash.key"
+    key.write_text("Sup3rS3cretHashingKeyMaterial-0123456789\n")
+    p = run_cli(["config", "print"], env=dict(db_env, LEDGERD_APIKEY_HASH_KEY_FILE=str(key)),
+                cwd=tmp_path)
+    assert p.returncode == 0, output(p)
+    assert config_lines(p)["LEDGERD_APIKEY_HASH_KEY_FILE"] == str(key)
+    assert "Sup3rS3cret" not in output(p)
 
 
 def test_unknown_variable_is_reported(db_env, tmp_path):
@@ -186,7 +260,7 @@ def test_serve_help_documents_every_variable(tmp_path):
 def test_help_names_the_subcommands(tmp_path):
     p = run_cli(["--help"], cwd=tmp_path)
     assert p.returncode == 0, output(p)
-    for word in ("serve", "migrate", "config"):
+    for word in ("serve", "migrate", "config", "apikey", "audit"):
         assert word in output(p)
 
 

@@ -1,7 +1,8 @@
 /*
  * test_config.c — settings from the environment: defaults, every variable's valid and invalid
  * forms, listen addresses, the database URL from a file, all errors reported at once, printing
- * with secrets masked, help, and unknown LEDGERD_* variables.
+ * with secrets masked, help, and unknown LEDGERD_* variables; the authentication and audit
+ * settings with their cross checks, and config_read_secret_file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "auth/scope.h"
 #include "core/config.h"
 #include "core/limits.h"
 
@@ -106,6 +109,22 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.connection_timeout_seconds, 30);
     assert_int_equal(cfg.shutdown_timeout_seconds, 30);
     assert_int_equal(cfg.expiry_interval_ms, 250);
+    assert_true(cfg.auth_required);
+    assert_int_equal(cfg.auth_open_routes, CONFIG_AUTH_OPEN_PROBES | CONFIG_AUTH_OPEN_METRICS |
+                                               CONFIG_AUTH_OPEN_DASHBOARD);
+    assert_string_equal(cfg.jwks_file, "");
+    assert_string_equal(cfg.jwt_issuer, "");
+    assert_string_equal(cfg.jwt_audience, "");
+    assert_int_equal(cfg.jwt_clock_skew_seconds, 60);
+    assert_string_equal(cfg.apikey_hash_key_file, "");
+    assert_string_equal(cfg.roles, "");
+    assert_int_equal(cfg.auth_failures_max, LIMIT_AUTH_FAILURES_DEFAULT);
+    assert_int_equal(cfg.auth_failure_window_seconds, LIMIT_AUTH_FAILURE_WINDOW_SECONDS_DEFAULT);
+    assert_string_equal(cfg.audit_signing_key_file, "");
+    assert_int_equal(cfg.audit_checkpoint_interval_seconds,
+                     LIMIT_AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT / 1000);
+    assert_int_equal(cfg.audit_checkpoint_records, LIMIT_AUDIT_CHECKPOINT_RECORDS_DEFAULT);
+    assert_string_equal(cfg.audit_public_keys_file, "");
 }
 
 struct int_setting {
@@ -133,6 +152,14 @@ static const struct int_setting int_settings[] = {
     INT_SETTING("LEDGERD_CONNECTION_TIMEOUT_SECONDS", 1, 3600, connection_timeout_seconds),
     INT_SETTING("LEDGERD_SHUTDOWN_TIMEOUT_SECONDS", 0, 3600, shutdown_timeout_seconds),
     INT_SETTING("LEDGERD_EXPIRY_INTERVAL_MS", 10, 60000, expiry_interval_ms),
+    INT_SETTING("LEDGERD_JWT_CLOCK_SKEW_SECONDS", 0, LIMIT_JWT_CLOCK_SKEW_SECONDS_MAX,
+                jwt_clock_skew_seconds),
+    INT_SETTING("LEDGERD_AUTH_FAILURES_MAX", 1, LIMIT_AUTH_FAILURES_MAX, auth_failures_max),
+    INT_SETTING("LEDGERD_AUTH_FAILURE_WINDOW_SECONDS", 1, LIMIT_AUTH_FAILURE_WINDOW_SECONDS_MAX,
+                auth_failure_window_seconds),
+    INT_SETTING("LEDGERD_AUDIT_CHECKPOINT_INTERVAL_SECONDS", 1, 86400,
+                audit_checkpoint_interval_seconds),
+    INT_SETTING("LEDGERD_AUDIT_CHECKPOINT_RECORDS", 1, 1000000, audit_checkpoint_records),
 };
 
 static uint64_t field_value(const struct config *cfg, const struct int_setting *s)
@@ -503,7 +530,7 @@ static void test_print(void **state)
     assert_non_null(strstr(out, "LEDGERD_IDEMPOTENCY_REQUIRED=true\n"));
     assert_non_null(strstr(out, "LEDGERD_BODY_BYTES_MAX=1048576\n"));
     assert_non_null(strstr(out, "LEDGERD_EXPIRY_INTERVAL_MS=250\n"));
-    assert_int_equal(count_lines(out), 34); /* one line per setting */
+    assert_int_equal(count_lines(out), 48); /* one line per setting */
     free(out);
 
     /* The printed configuration loads back to the same settings. */
@@ -564,6 +591,337 @@ static void test_unknown_vars(void **state)
     buf_release(&err);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Authentication and audit settings.
+ * ------------------------------------------------------------------------------------- */
+
+static void test_auth_mode(void **state)
+{
+    (void)state;
+    struct config cfg;
+    const char *err = NULL;
+    env_clear();
+    env_set("LEDGERD_AUTH", "off");
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_false(cfg.auth_required);
+    env_set("LEDGERD_ENV", "dev");
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_false(cfg.auth_required);
+
+    /* off outside dev: refused, naming both variables. */
+    static const char *const envs[] = {"staging", "prod"};
+    for (size_t i = 0; i < 2; i++) {
+        env_clear();
+        env_set("LEDGERD_AUTH", "off");
+        env_set("LEDGERD_ENV", envs[i]);
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        assert_int_equal(count_lines(err), 1);
+        assert_memory_equal(err, "LEDGERD_AUTH: ", 14);
+        assert_non_null(strstr(err, "LEDGERD_ENV"));
+        assert_non_null(strstr(err, envs[i]));
+        env_set("LEDGERD_AUTH", "required");
+    }
+    env_clear();
+    env_set("LEDGERD_ENV", "prod");
+    env_set("LEDGERD_AUTH", "required");
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_true(cfg.auth_required);
+
+    static const char *const bad[] = {"", "Off", "on", "true", "required ", "none"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        env_clear();
+        env_set("LEDGERD_AUTH", bad[i]);
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        assert_memory_equal(err, "LEDGERD_AUTH: ", 14);
+    }
+}
+
+static void test_auth_open_routes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        uint32_t bits;
+    } good[] = {
+        {"", 0},
+        {"probes", CONFIG_AUTH_OPEN_PROBES},
+        {"metrics", CONFIG_AUTH_OPEN_METRICS},
+        {"dashboard", CONFIG_AUTH_OPEN_DASHBOARD},
+        {"dashboard,probes", CONFIG_AUTH_OPEN_DASHBOARD | CONFIG_AUTH_OPEN_PROBES},
+        {"metrics,dashboard,probes", 7},
+    };
+    struct config cfg;
+    const char *err = NULL;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        env_clear();
+        env_set("LEDGERD_AUTH_OPEN_ROUTES", good[i].text);
+        assert_int_equal(load(&cfg, &err), 0);
+        assert_int_equal(cfg.auth_open_routes, good[i].bits);
+    }
+    static const char *const bad[] = {"probes,probes", "admin",           "probes,",
+                                      ",probes",       "probes,,metrics", "Probes",
+                                      " probes",       "probes;metrics",  ","};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        env_clear();
+        env_set("LEDGERD_AUTH_OPEN_ROUTES", bad[i]);
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        assert_int_equal(count_lines(err), 1);
+        assert_memory_equal(err, "LEDGERD_AUTH_OPEN_ROUTES: ", 26);
+    }
+}
+
+/* A fresh file with content; path receives its name. */
+static void temp_file(char *path, size_t path_len, const char *content, size_t len)
+{
+    snprintf(path, path_len, "/tmp/test_config_file_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, content, len);
+}
+
+static void test_path_settings(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"LEDGERD_APIKEY_HASH_KEY_FILE",
+                                        "LEDGERD_AUDIT_SIGNING_KEY_FILE",
+                                        "LEDGERD_AUDIT_PUBLIC_KEYS_FILE"};
+    char path[64];
+    temp_file(path, sizeof(path), "secret content\n", 15);
+    struct config cfg;
+    const char *err = NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        env_clear();
+        env_set(names[i], path);
+        assert_int_equal(load(&cfg, &err), 0);
+        char *out = print_to_string(&cfg, false);
+        char line[128];
+        snprintf(line, sizeof(line), "%s=%s\n", names[i], path);
+        assert_non_null(strstr(out, line));
+        assert_null(strstr(out, "secret content")); /* the path, never the content */
+        free(out);
+
+        /* Missing, a directory, control characters, set but empty. */
+        env_clear();
+        env_set(names[i], "/nonexistent/ledgerd-key");
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        assert_int_equal(count_lines(err), 1);
+        assert_memory_equal(err, names[i], strlen(names[i]));
+        assert_non_null(strstr(err, "cannot open"));
+        env_clear();
+        env_set(names[i], "/tmp");
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        assert_non_null(strstr(err, "not a regular file"));
+        env_clear();
+        env_set(names[i], "/tmp/a\nb");
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        env_clear();
+        env_set(names[i], "");
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+    }
+    assert_string_equal(cfg.apikey_hash_key_file, "");
+
+    /* Unreadable (unless running as root, who reads everything). */
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(path, 0), 0);
+        env_clear();
+        env_set("LEDGERD_APIKEY_HASH_KEY_FILE", path);
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        assert_non_null(strstr(err, "cannot open"));
+    }
+    unlink(path);
+}
+
+static void test_jwt_settings(void **state)
+{
+    (void)state;
+    char path[64];
+    temp_file(path, sizeof(path), "{\"keys\":[]}", 11);
+    struct config cfg;
+    const char *err = NULL;
+
+    env_clear();
+    env_set("LEDGERD_JWKS_FILE", path);
+    env_set("LEDGERD_JWT_ISSUER", "https://issuer.example/");
+    env_set("LEDGERD_JWT_AUDIENCE", "ledgerd");
+    env_set("LEDGERD_JWT_CLOCK_SKEW_SECONDS", "0");
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_string_equal(cfg.jwks_file, path);
+    assert_string_equal(cfg.jwt_issuer, "https://issuer.example/");
+    assert_string_equal(cfg.jwt_audience, "ledgerd");
+    assert_int_equal(cfg.jwt_clock_skew_seconds, 0);
+
+    /* The JWKS needs both an issuer and an audience; the error names what is missing. */
+    env_clear();
+    env_set("LEDGERD_JWKS_FILE", path);
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_int_equal(count_lines(err), 1);
+    assert_memory_equal(err, "LEDGERD_JWKS_FILE: ", 19);
+    assert_non_null(strstr(err, "LEDGERD_JWT_ISSUER and LEDGERD_JWT_AUDIENCE"));
+    env_set("LEDGERD_JWT_ISSUER", "iss");
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_null(strstr(err, "LEDGERD_JWT_ISSUER"));
+    assert_non_null(strstr(err, "LEDGERD_JWT_AUDIENCE"));
+    env_clear();
+    env_set("LEDGERD_JWKS_FILE", path);
+    env_set("LEDGERD_JWT_AUDIENCE", "aud");
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_non_null(strstr(err, "needs LEDGERD_JWT_ISSUER ("));
+
+    /* An issuer alone is harmless. Lengths and control characters. */
+    env_clear();
+    env_set("LEDGERD_JWT_ISSUER", "iss");
+    assert_int_equal(load(&cfg, &err), 0);
+    char long_iss[LIMIT_JWT_ISS_LEN_MAX + 2];
+    memset(long_iss, 'i', sizeof(long_iss) - 1);
+    long_iss[sizeof(long_iss) - 1] = '\0';
+    env_clear();
+    env_set("LEDGERD_JWT_ISSUER", long_iss);
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_memory_equal(err, "LEDGERD_JWT_ISSUER: ", 20);
+    long_iss[LIMIT_JWT_ISS_LEN_MAX] = '\0';
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_int_equal(strlen(cfg.jwt_issuer), LIMIT_JWT_ISS_LEN_MAX);
+    env_clear();
+    env_set("LEDGERD_JWT_AUDIENCE", "a\tb");
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_memory_equal(err, "LEDGERD_JWT_AUDIENCE: ", 22);
+    unlink(path);
+}
+
+static void test_roles(void **state)
+{
+    (void)state;
+    struct config cfg;
+    const char *err = NULL;
+    env_clear();
+    assert_int_equal(load(&cfg, &err), 0);
+    char *out = print_to_string(&cfg, false);
+    assert_non_null(strstr(out, "LEDGERD_ROLES=" SCOPE_ROLES_DEFAULT "\n"));
+    free(out);
+
+    const char *mapping = "payments=ledger:read,ledger:write; analyst=ledger:read";
+    env_set("LEDGERD_ROLES", mapping);
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_string_equal(cfg.roles, mapping);
+    out = print_to_string(&cfg, false);
+    assert_non_null(strstr(out, "LEDGERD_ROLES=payments=ledger:read,ledger:write; analyst="));
+    free(out);
+
+    static const char *const bad[] = {"reader",
+                                      "reader=ledger:wirte",
+                                      "Reader=ledger:read",
+                                      "a=ledger:read;a=audit:read",
+                                      "empty=",
+                                      ";;"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        env_clear();
+        env_set("LEDGERD_ROLES", bad[i]);
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        assert_int_equal(count_lines(err), 1);
+        assert_memory_equal(err, "LEDGERD_ROLES: ", 15);
+    }
+    env_clear();
+    env_set("LEDGERD_ROLES", "reader=ledger:wirte");
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_non_null(strstr(err, "ledger:wirte"));
+
+    /* Longer than LIMIT_ROLES_BYTES_MAX: refused before it is parsed. */
+    char *big = malloc(LIMIT_ROLES_BYTES_MAX + 16);
+    assert_non_null(big);
+    memset(big, ' ', LIMIT_ROLES_BYTES_MAX + 15);
+    memcpy(big, "a=admin;", 8);
+    big[LIMIT_ROLES_BYTES_MAX + 15] = '\0';
+    env_clear();
+    env_set("LEDGERD_ROLES", big);
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_memory_equal(err, "LEDGERD_ROLES: ", 15);
+    free(big);
+}
+
+static int read_secret(const char *content, size_t content_len, size_t cap, uint8_t *out,
+                       size_t *len, char *err_text, size_t err_len)
+{
+    char path[64];
+    temp_file(path, sizeof(path), content, content_len);
+    struct buf err;
+    buf_init(&err, 1024);
+    int rc = config_read_secret_file(path, out, cap, len, &err);
+    snprintf(err_text, err_len, "%.*s", (int)err.len, err.data != NULL ? err.data : "");
+    buf_release(&err);
+    unlink(path);
+    return rc;
+}
+
+static void test_read_secret_file(void **state)
+{
+    (void)state;
+    uint8_t out[8];
+    size_t len = 99;
+    char err[256];
+
+    static const struct {
+        const char *content;
+        size_t content_len;
+        size_t want_len;
+    } good[] = {
+        {"abc", 3, 3},           {"abc\n", 4, 3},
+        {"abc\r\n", 5, 3},       {"abc\n\n", 5, 4},      /* one newline only */
+        {"a\rb", 3, 3},                                  /* a lone CR inside stays */
+        {"12345678", 8, 8},                              /* exactly cap */
+        {"12345678\n", 9, 8},                            /* cap and a newline */
+        {"12345678\r\n", 10, 8}, {"\x00\x01\xff", 3, 3}, /* binary is fine */
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        memset(out, 0, sizeof(out));
+        assert_int_equal(read_secret(good[i].content, good[i].content_len, sizeof(out), out, &len,
+                                     err, sizeof(err)),
+                         0);
+        assert_int_equal(len, good[i].want_len);
+        assert_memory_equal(out, good[i].content, len);
+        assert_string_equal(err, "");
+    }
+
+    static const struct {
+        const char *content;
+        size_t content_len;
+        const char *reason;
+    } bad[] = {
+        {"", 0, "empty"},
+        {"\n", 1, "empty"},
+        {"\r\n", 2, "empty"},
+        {"123456789", 9, "more than 8 bytes"},
+        {"12345678x\n", 10, "more than 8 bytes"},
+        {"12345678\n\n", 10, "more than 8 bytes"},
+        {"123456789012345678901234567890", 30, "more than 8 bytes"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(out, 'k', sizeof(out));
+        len = 99;
+        assert_int_equal(read_secret(bad[i].content, bad[i].content_len, sizeof(out), out, &len,
+                                     err, sizeof(err)),
+                         -EINVAL);
+        assert_int_equal(len, 0);
+        assert_non_null(strstr(err, bad[i].reason));
+        assert_null(strstr(err, "12345")); /* never the content */
+        assert_null(strchr(err, '\n'));
+        for (size_t k = 0; k < sizeof(out); k++) {
+            assert_int_equal(out[k], 0); /* wiped */
+        }
+    }
+
+    /* Not there; not a regular file. */
+    struct buf e;
+    buf_init(&e, 1024);
+    assert_int_equal(config_read_secret_file("/nonexistent/key", out, sizeof(out), &len, &e),
+                     -ENOENT);
+    assert_non_null(strstr(e.data, "/nonexistent/key"));
+    buf_reset(&e);
+    assert_int_equal(config_read_secret_file("/tmp", out, sizeof(out), &len, &e), -EINVAL);
+    assert_non_null(strstr(e.data, "not a regular file"));
+    buf_release(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +935,12 @@ int main(void)
         cmocka_unit_test(test_all_errors_reported),
         cmocka_unit_test(test_print),
         cmocka_unit_test(test_unknown_vars),
+        cmocka_unit_test(test_auth_mode),
+        cmocka_unit_test(test_auth_open_routes),
+        cmocka_unit_test(test_path_settings),
+        cmocka_unit_test(test_jwt_settings),
+        cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_read_secret_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
