@@ -32,17 +32,10 @@ $(ASAN_BUILD)/Makefile: CMakeLists.txt
 asan: deps-test $(ASAN_BUILD)/Makefile
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Starts ledgerd on the embedded SQLite default (./var/ledgerd.db), applying migrations first.
+# Starts ledgerd on the embedded SQLite default (./var/ledgerd.db), applying migrations first; in
+# the dev environment it also makes and prints an API key to try it with (scripts/run.sh).
 run: build
-	@./$(BUILD)/ledgerd migrate up
-	@echo
-	@echo "ledgerd is starting on http://$${LEDGERD_LISTEN:-127.0.0.1:8080} (Ctrl-C stops it)."
-	@echo "Try, from another terminal:"
-	@echo "  curl -s -X POST http://$${LEDGERD_LISTEN:-127.0.0.1:8080}/v1/accounts \\"
-	@echo "       -H 'Content-Type: application/json' -d '{\"ledger\":\"USD\",\"code\":1}'"
-	@echo "The README has a full walkthrough."
-	@echo
-	@exec ./$(BUILD)/ledgerd serve
+	@bash scripts/run.sh ./$(BUILD)/ledgerd
 
 test-unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

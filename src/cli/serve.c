@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/auth.h"
 #include "cli/cli.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -168,6 +169,7 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     struct store *store = NULL;
     struct commit *commit = NULL;
     struct http_server *http = NULL;
+    struct auth *auth = NULL;
 
     if (store_open(cfg->db_url, &store, &err) != 0) {
         fprintf(stderr, "ledgerd: cannot open the database: %s\n", err.data ? err.data : "");
@@ -188,7 +190,17 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
         goto out_close_store;
     }
     buf_reset(&err);
-    if (http_server_start(cfg, store, commit, &http, &err) != 0) {
+    if (cfg->auth_required && auth_open(cfg, store, &auth, &err) != 0) {
+        fprintf(stderr, "ledgerd: %s\n", err.data ? err.data : "cannot load the credentials");
+        log_msgf(CONFIG_LOG_ERROR, NULL, "%s", err.data ? err.data : "cannot load the credentials");
+        goto out_stop_commit;
+    }
+    if (!cfg->auth_required) {
+        log_msgf(CONFIG_LOG_WARN, NULL,
+                 "LEDGERD_AUTH=off: every request is served without credentials (dev only)");
+    }
+    buf_reset(&err);
+    if (http_server_start(cfg, store, commit, auth, &http, &err) != 0) {
         fprintf(stderr, "ledgerd: %s\n", err.data ? err.data : "cannot start the HTTP server");
         log_msgf(CONFIG_LOG_ERROR, NULL, "%s", err.data ? err.data : "cannot start HTTP");
         goto out_stop_commit;
@@ -212,6 +224,9 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
             break;
         }
         log_signal(sig);
+        if (sig == SIGHUP && auth != NULL) {
+            (void)auth_reload(auth, "SIGHUP");
+        }
     }
     log_msgf(CONFIG_LOG_INFO, NULL, "received %s: draining (deadline %u s)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->shutdown_timeout_seconds);
@@ -241,6 +256,7 @@ out_stop_commit:
     if (commit != NULL) {
         commit_stop(commit, clock_mono_ns());
     }
+    auth_close(auth);
 out_close_store:
     store_close(store);
 out_release:

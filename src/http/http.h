@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "store/commit.h"
@@ -23,7 +24,7 @@ struct http_server;
 /* Starts listening on cfg->listen_host:listen_port with cfg's limits. store and commit must
  * outlive the server. On failure returns a negative code and a one-line reason in err. */
 int http_server_start(const struct config *cfg, struct store *store, struct commit *commit,
-                      struct http_server **out, struct buf *err);
+                      struct auth *auth, struct http_server **out, struct buf *err);
 /* The port actually bound (useful with port 0). */
 uint16_t http_server_port(const struct http_server *s);
 /* Begins draining: /readyz answers 503 and every new request but the probes gets 503

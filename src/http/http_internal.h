@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/limits.h"
@@ -68,6 +69,7 @@ struct http_server {
     struct store *store;
     struct commit *commit;
     struct idem_registry *idem;
+    struct auth *auth; /* NULL when LEDGERD_AUTH=off */
     uint16_t port;
     atomic_bool draining;
     /* Requests being processed (body complete, reply not yet sent): what a drain waits for.
@@ -103,6 +105,10 @@ struct http_request {
     char request_id[LIMIT_REQUEST_ID_LEN_MAX + 1];
     char idempotency_key[LIMIT_IDEMPOTENCY_KEY_LEN_MAX + 1];
     char location[LIMIT_ID_LEN_MAX + 32];
+    /* Who asked: the principal's id ("anonymous" with LEDGERD_AUTH=off or on an open route),
+     * which scopes idempotency keys. */
+    char principal[LIMIT_PRINCIPAL_LEN_MAX + 1];
+    char www_authenticate[192]; /* "" or the WWW-Authenticate value of a 401/403 */
 
     /* Everything from here to the end is zeroed when a request begins. */
     struct http_server *server;
@@ -131,6 +137,8 @@ struct http_request {
     struct buf resp;
     const char *content_type;
     const char *problem_code;            /* for the access log */
+    const char *auth_reason;             /* for the access log: a refused credential's reason */
+    const char *scope_needed;            /* for the access log: the scope a 403 lacked */
     const char *cache_control;           /* Cache-Control, NULL: none */
     const char *content_security_policy; /* Content-Security-Policy, NULL: none */
     size_t resp_bytes;

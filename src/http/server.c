@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth/scope.h"
 #include "core/assert.h"
 #include "core/clock.h"
 #include "core/ids.h"
@@ -108,6 +109,9 @@ static enum MHD_Result http_send(struct http_request *req)
     }
     if (req->replayed) {
         ok = ok && http_add_header(r, "Idempotent-Replayed", "true");
+    }
+    if (req->www_authenticate[0] != '\0') {
+        ok = ok && http_add_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, req->www_authenticate);
     }
     if (req->retry_after_seconds > 0) {
         char v[16];
@@ -314,6 +318,8 @@ static void http_request_init(struct http_request *req, struct http_server *srv,
     req->request_id[0] = '\0';
     req->idempotency_key[0] = '\0';
     req->location[0] = '\0';
+    memcpy(req->principal, http_principal_anonymous, sizeof(http_principal_anonymous));
+    req->www_authenticate[0] = '\0';
     req->server = srv;
     req->conn = c;
     req->start_mono_ns = clock_mono_ns();
@@ -337,7 +343,7 @@ static void http_command_init(struct http_request *req)
 static void http_idem_release(struct http_request *req)
 {
     if (req->idem_claimed) {
-        idem_release(req->server->idem, http_principal_anonymous, req->idempotency_key);
+        idem_release(req->server->idem, req->principal, req->idempotency_key);
         req->idem_claimed = false;
     }
 }
@@ -365,6 +371,109 @@ static void http_body_too_large(struct http_request *req)
     snprintf(detail, sizeof(detail), "the request body is larger than %zu bytes",
              req->body_bytes_max);
     http_problem(req, 413, "body_too_large", detail, NULL, 0, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Authentication and authorization (RFC 6750)
+ * ------------------------------------------------------------------------------------- */
+
+/* The scope a route needs, and whether it is answered without credentials. The probes, the
+ * metrics and the dashboard are "public" in the route table; LEDGERD_AUTH_OPEN_ROUTES decides
+ * which of them stay open. A closed probe needs any valid credential, closed metrics and
+ * dashboard the admin scope. */
+static uint32_t http_route_scope(const struct http_request *req, bool *open)
+{
+    const struct http_route *r = req->route;
+    *open = false;
+    if (strcmp(r->scope, "public") != 0) {
+        uint32_t bit = 0;
+        (void)scope_parse_list(r->scope, strlen(r->scope), &bit, NULL, 0);
+        ASSERT(bit != 0); /* the route table test holds every scope to the known set */
+        return bit;
+    }
+    unsigned open_routes = req->server->cfg->auth_open_routes;
+    if (r->handler == http_handle_livez || r->handler == http_handle_readyz) {
+        *open = (open_routes & CONFIG_AUTH_OPEN_PROBES) != 0;
+        return 0;
+    }
+    if (r->handler == http_handle_metrics) {
+        *open = (open_routes & CONFIG_AUTH_OPEN_METRICS) != 0;
+    } else {
+        *open = (open_routes & CONFIG_AUTH_OPEN_DASHBOARD) != 0;
+    }
+    return SCOPE_ADMIN;
+}
+
+/* A 401 invalid_token or 403 insufficient_scope (RFC 6750 §3.1): the error and one parameter
+ * (param="value") in WWW-Authenticate, and the same value at the end of the problem's detail. */
+static void http_refuse_token(struct http_request *req, int status, const char *error,
+                              const char *param, const char *value, const char *detail_lead)
+{
+    (void)snprintf(req->www_authenticate, sizeof(req->www_authenticate),
+                   "Bearer realm=\"ledgerd\", error=\"%s\", %s=\"%s\"", error, param, value);
+    char detail[128];
+    (void)snprintf(detail, sizeof(detail), "%s: %s", detail_lead, value);
+    http_problem(req, status, error, detail, NULL, 0, NULL);
+}
+
+/* Authenticates and authorizes a matched route. Returns true when the request was refused (the
+ * reply is prepared). */
+static bool http_authorize(struct http_request *req)
+{
+    struct http_server *srv = req->server;
+    if (srv->auth == NULL) {
+        return false; /* LEDGERD_AUTH=off: every request is "anonymous" with every scope */
+    }
+    bool open = false;
+    uint32_t needed = http_route_scope(req, &open);
+    if (open) {
+        return false;
+    }
+    size_t len = 0;
+    const char *header = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION, &len);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    struct auth_principal who;
+    struct auth_verdict v;
+    auth_check(srv->auth, header, len, ci != NULL ? ci->client_addr : NULL,
+               clock_mono_ns() / 1000000, &who, &v);
+    static const char realm[] = "Bearer realm=\"ledgerd\"";
+    switch (v.status) {
+    case AUTH_OK:
+        break;
+    case AUTH_MISSING:
+        memcpy(req->www_authenticate, realm, sizeof(realm));
+        http_problem(req, 401, "unauthenticated",
+                     "this request needs credentials: Authorization: Bearer <API key or JWT>", NULL,
+                     0, NULL);
+        return true;
+    case AUTH_INVALID:
+        req->auth_reason = auth_reason_name(v.reason);
+        http_refuse_token(req, 401, "invalid_token", "error_description", req->auth_reason,
+                          "the credential was not accepted");
+        return true;
+    case AUTH_RATE_LIMITED:
+        req->auth_reason = auth_reason_name(v.reason);
+        req->retry_after_seconds = v.retry_after_seconds > 0 ? v.retry_after_seconds : 1;
+        http_problem(req, 429, "too_many_requests",
+                     "too many failed authentication attempts from this address; retry later", NULL,
+                     0, NULL);
+        return true;
+    case AUTH_UNAVAILABLE:
+        req->retry_after_seconds = 1;
+        http_problem(req, 503, "storage_unavailable", "the credential could not be checked", NULL,
+                     0, NULL);
+        return true;
+    }
+    if (!scope_allows(who.scopes, needed)) {
+        auth_count_refusal(AUTH_REASON_INSUFFICIENT_SCOPE);
+        req->scope_needed = needed != 0 ? scope_name(needed) : "";
+        http_refuse_token(req, 403, "insufficient_scope", "scope", req->scope_needed,
+                          "this request needs the scope");
+        return true;
+    }
+    (void)snprintf(req->principal, sizeof(req->principal), "%s", who.id);
+    return false;
 }
 
 /* First call for a request: everything that can be decided from the headers alone. Returns
@@ -405,7 +514,7 @@ static bool http_request_begin(struct http_request *req)
         return true;
     }
     if (req->route->body == HTTP_BODY_NONE) {
-        return false;
+        return http_authorize(req);
     }
     req->body_bytes_max = req->route->body == HTTP_BODY_BATCH ? srv->cfg->batch_body_bytes_max
                                                               : srv->cfg->body_bytes_max;
@@ -416,6 +525,9 @@ static bool http_request_begin(struct http_request *req)
         /* Refuse before reading, as the client may be waiting for 100-continue or for an
          * early answer (RFC 9110 §15.5.14); a chunked body has no length and is judged while
          * it arrives. */
+        return true;
+    }
+    if (http_authorize(req)) {
         return true;
     }
     if (!req->content_type_json) {
@@ -482,7 +594,7 @@ static bool http_idempotency(struct http_request *req)
         }
         return false;
     }
-    switch (idem_claim(srv->idem, http_principal_anonymous, req->idempotency_key)) {
+    switch (idem_claim(srv->idem, req->principal, req->idempotency_key)) {
     case IDEM_CLAIMED:
         req->idem_claimed = true;
         break;
@@ -506,8 +618,8 @@ static bool http_idempotency(struct http_request *req)
     }
     struct http_replay rp = {req, req->cmd.request_digest, false};
     struct span *lookup = span_idempotency_lookup_new(req->span, clock_unix_ns());
-    int rc = store_idem_get(srv->store, http_principal_anonymous, req->idempotency_key,
-                            clock_unix_ms(), http_replay_row, &rp);
+    int rc = store_idem_get(srv->store, req->principal, req->idempotency_key, clock_unix_ms(),
+                            http_replay_row, &rp);
     if (rc != 0 && rc != -ENOENT) {
         span_set_error(lookup, "the database is unavailable");
     }
@@ -551,7 +663,7 @@ enum http_outcome http_submit(struct http_request *req)
 {
     ASSERT(req->command_ready);
     struct commit_cmd *cmd = &req->cmd;
-    snprintf(cmd->principal, sizeof(cmd->principal), "%s", http_principal_anonymous);
+    snprintf(cmd->principal, sizeof(cmd->principal), "%s", req->principal);
     if (req->idem_claimed) {
         snprintf(cmd->idempotency_key, sizeof(cmd->idempotency_key), "%s", req->idempotency_key);
     } else {
@@ -725,6 +837,15 @@ static void http_access_log(const struct http_request *req, enum MHD_RequestTerm
     if (req->replayed) {
         (void)buf_append_str(&fields, ",\"idempotent_replayed\":true");
     }
+    /* Who asked (the principal's id, never the credential), and why a credential was refused. */
+    (void)buf_append_str(&fields, ",\"principal\":");
+    (void)buf_append_json_str(&fields, req->principal, strlen(req->principal));
+    if (req->auth_reason != NULL) {
+        (void)buf_appendf(&fields, ",\"auth_reason\":\"%s\"", req->auth_reason);
+    }
+    if (req->scope_needed != NULL) {
+        (void)buf_appendf(&fields, ",\"scope_needed\":\"%s\"", req->scope_needed);
+    }
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         (void)buf_appendf(&fields, ",\"terminated\":%d", (int)toe);
     }
@@ -876,7 +997,7 @@ static int http_resolve(const char *host, uint16_t port, struct sockaddr_storage
 }
 
 int http_server_start(const struct config *cfg, struct store *store, struct commit *commit,
-                      struct http_server **out, struct buf *err)
+                      struct auth *auth, struct http_server **out, struct buf *err)
 {
     ASSERT(cfg != NULL && store != NULL && commit != NULL && out != NULL);
     struct http_server *srv = calloc(1, sizeof(*srv));
@@ -886,6 +1007,7 @@ int http_server_start(const struct config *cfg, struct store *store, struct comm
     srv->cfg = cfg;
     srv->store = store;
     srv->commit = commit;
+    srv->auth = auth;
     atomic_init(&srv->draining, false);
     atomic_init(&srv->in_flight, 0);
     atomic_init(&srv->uploading, 0);

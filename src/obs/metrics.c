@@ -856,6 +856,7 @@ static const char *const metrics_commit[] = {LEDGERD_COMMIT};
 /* Label values registered at start-up by the layers that know them. */
 static _Atomic(const char *) metrics_route_names[LIMIT_METRICS_ROUTES_MAX];
 static _Atomic(const char *) metrics_result_names[LIMIT_METRICS_RESULTS_MAX];
+static _Atomic(const char *) metrics_auth_reason_names[LIMIT_METRICS_RESULTS_MAX];
 
 static const char *metrics_route_value(size_t i)
 {
@@ -865,6 +866,11 @@ static const char *metrics_route_value(size_t i)
 static const char *metrics_result_value(size_t i)
 {
     return atomic_load(&metrics_result_names[i]);
+}
+
+static const char *metrics_auth_reason_value(size_t i)
+{
+    return atomic_load(&metrics_auth_reason_names[i]);
 }
 
 /* Label dimensions shared by several families (macros: a const object is not a constant
@@ -909,6 +915,8 @@ static const struct metrics_label metrics_role_labels[] = {METRICS_L_ROLE};
 static const struct metrics_label metrics_role_state_labels[] = {METRICS_L_ROLE, METRICS_L_STATE};
 static const struct metrics_label metrics_reason_labels[] = {{"reason", metrics_reasons, NULL, 2}};
 static const struct metrics_label metrics_result_labels[] = {METRICS_L_RESULT};
+static const struct metrics_label metrics_auth_reason_labels[] = {
+    {"reason", NULL, metrics_auth_reason_value, LIMIT_METRICS_RESULTS_MAX}};
 static const struct metrics_label metrics_build_labels[] = {{"version", metrics_version, NULL, 1},
                                                             {"commit", metrics_commit, NULL, 1}};
 
@@ -1028,6 +1036,12 @@ static const struct metrics_family_def metrics_ledgerd_defs[METRIC_COUNT] = {
                               METRICS_COUNTER, NULL, 0, NULL, 0, 0, false, false},
     [METRIC_SPANS_EXPORTED] = {"ledgerd_spans_exported_total", "Trace spans exported.",
                                METRICS_COUNTER, NULL, 0, NULL, 0, 0, false, false},
+    [METRIC_AUTH_FAILURES] = {"ledgerd_auth_failures_total",
+                              "Requests refused by authentication or authorization, by reason "
+                              "(missing, malformed or refused credentials, rate limited, "
+                              "insufficient scope).",
+                              METRICS_COUNTER, METRICS_LABELS(metrics_auth_reason_labels), NULL, 0,
+                              0, false, false},
     [METRIC_UP] = {"ledgerd_up", "1 when ready to take traffic (GET /readyz would answer 200).",
                    METRICS_GAUGE, NULL, 0, NULL, 0, 0, false, false},
 };
@@ -1087,6 +1101,14 @@ size_t metrics_routes_register(const char *const *templates, size_t n)
         atomic_store(&metrics_route_names[i + 1], templates[i]);
     }
     return taken;
+}
+
+void metrics_auth_reasons_register(const char *const *names, size_t n)
+{
+    ASSERT(names != NULL && n <= LIMIT_METRICS_RESULTS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        atomic_store(&metrics_auth_reason_names[i], names[i]);
+    }
 }
 
 void metrics_results_register(const char *const *codes, size_t n)

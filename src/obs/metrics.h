@@ -137,7 +137,8 @@ enum metrics_id {
     METRIC_LOG_DROPPED,
     METRIC_SPANS_DROPPED,
     METRIC_SPANS_EXPORTED,
-    METRIC_UP, /* set at scrape from readiness */
+    METRIC_AUTH_FAILURES, /* {reason}: registered by the authenticator */
+    METRIC_UP,            /* set at scrape from readiness */
     METRIC_COUNT
 };
 
@@ -175,6 +176,9 @@ size_t metrics_routes_register(const char *const *templates, size_t n);
 /* Names the result label's values 0..n-1 (the codes of enum ledger_result, in order); names
  * must be static. n must be at most LIMIT_METRICS_RESULTS_MAX. */
 void metrics_results_register(const char *const *codes, size_t n);
+/* Names the reason label of ledgerd_auth_failures_total: index i is names[i] (n at most
+ * LIMIT_METRICS_RESULTS_MAX; unnamed indexes are left out). */
+void metrics_auth_reasons_register(const char *const *names, size_t n);
 
 /* Series of the HTTP families. status is the numeric status sent. */
 size_t metrics_http_requests_series(size_t method, size_t route, int status);

@@ -1,9 +1,10 @@
 """docs/api/openapi.yaml against what ledgerd serves and decides.
 
 The OpenAPI document is the contract clients are generated from, so it is checked against the
-sources of truth inside the repository: the route table (src/http), the ledger's result codes
-(src/ledger/ledger.h), the limits (src/core/limits.h) and the code tables of
-docs/api/conventions.md. Run: python3 -m pytest tests/docs
+sources of truth inside the repository: the route table and its scope column (src/http), the
+ledger's result codes (src/ledger/ledger.h), the limits (src/core/limits.h), the scopes and
+refusal reasons of authentication (src/auth), the open route groups (src/core/config.c) and the
+code tables of docs/api/conventions.md. Run: python3 -m pytest tests/docs
 """
 
 import re
@@ -18,11 +19,14 @@ CONVENTIONS = ROOT / "docs" / "api" / "conventions.md"
 LEDGER_H = ROOT / "src" / "ledger" / "ledger.h"
 LIMITS_H = ROOT / "src" / "core" / "limits.h"
 HTTP_DIR = ROOT / "src" / "http"
+SCOPE_H = ROOT / "src" / "auth" / "scope.h"
+AUTH_C = ROOT / "src" / "auth" / "auth.c"
+CONFIG_C = ROOT / "src" / "core" / "config.c"
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
-# The operations of API v1 that this version of ledgerd serves (authentication comes later
-# and must not be documented before it exists).
+# The operations of API v1 that this version of ledgerd serves (routes of later versions must
+# not be documented before they exist).
 CONTRACT_OPERATIONS = {
     ("POST", "/v1/accounts"),
     ("GET", "/v1/accounts"),
@@ -419,3 +423,231 @@ def test_limits_match_limits_h(doc):
     request_id = doc["components"]["parameters"]["XRequestId"]["schema"]["pattern"]
     assert "{1,%d}" % c_define("LIMIT_REQUEST_ID_LEN_MAX") in request_id
     assert str(c_define("LIMIT_METADATA_BYTES_MAX")) in s["Metadata"]["description"]
+
+
+# --- authentication and authorization ------------------------------------------------------
+
+# The scopes of ledgerd (src/auth/scope.h), used when that header is not there to read.
+KNOWN_SCOPES = {"ledger:read", "ledger:write", "flags:read", "flags:write", "audit:read", "admin"}
+
+# Which LEDGERD_AUTH_OPEN_ROUTES group each public route belongs to, and the scopes a closed
+# route of that group needs (a closed probe: any valid credential).
+OPEN_ROUTE_GROUPS = {
+    "/livez": "probes",
+    "/readyz": "probes",
+    "/metrics": "metrics",
+    "/ops/dashboard": "dashboard",
+}
+CLOSED_GROUP_SCOPES = {"probes": [], "metrics": ["admin"], "dashboard": ["admin"]}
+
+AUTH_CODES = {"unauthenticated", "invalid_token", "insufficient_scope", "too_many_requests"}
+
+# auth_reason names that are not a 401 invalid_token's error_description: no refusal, a missing
+# credential (unauthenticated), 429, 403 and 503.
+NOT_INVALID_TOKEN_REASONS = {"none", "missing", "rate_limited", "insufficient_scope", "unavailable"}
+
+
+def route_scopes():
+    """{(METHOD, template): scope} from the http_routes table in src/http, or None."""
+    for c_file in sorted(HTTP_DIR.glob("*.c")):
+        text = c_file.read_text(encoding="utf-8", errors="replace")
+        m = re.search(r"http_routes\s*\[\s*\]\s*=\s*\{(.*?)\n\};", text, re.S)
+        if not m:
+            continue
+        table = m.group(1)
+        starts = [r.start() for r in re.finditer(r"\{\s*(?:\.method\s*=\s*)?HTTP_[A-Z]+", table)]
+        scopes = {}
+        for i, start in enumerate(starts):
+            row = table[start:starts[i + 1] if i + 1 < len(starts) else len(table)]
+            method = re.match(r"\{\s*(?:\.method\s*=\s*)?HTTP_([A-Z]+)", row).group(1)
+            strings = re.findall(r'"([^"]*)"', row)
+            named = re.search(r'\.scope\s*=\s*"([^"]*)"', row)
+            assert len(strings) >= 2 or named, f"a route row without a scope: {row.strip()}"
+            scopes[(method, strings[0])] = named.group(1) if named else strings[1]
+        if scopes:
+            return scopes
+    return None
+
+
+def known_scopes():
+    if not SCOPE_H.exists():
+        return KNOWN_SCOPES
+    body = re.search(r"enum scope_bit \{(.*?)\};", SCOPE_H.read_text(encoding="utf-8"), re.S)
+    names = set(re.findall(r"/\* ([a-z]+(?::[a-z]+)?) \*/", body.group(1))) if body else set()
+    assert names, "no scope names found in the comments of enum scope_bit"
+    return names
+
+
+def requires_credential(op):
+    return {} not in op["security"]
+
+
+def bearer_scopes(op):
+    """The scopes of the operation's bearerAuth requirement."""
+    bearer = [r for r in op["security"] if r]
+    assert len(bearer) == 1 and list(bearer[0]) == ["bearerAuth"], op["operationId"]
+    return bearer[0]["bearerAuth"]
+
+
+def test_bearer_security_scheme(doc):
+    scheme = doc["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme["type"] == "http"
+    assert scheme["scheme"] == "bearer"
+    assert scheme["bearerFormat"] == "API key or JWT"
+    assert "ldk_" in scheme["description"]
+    assert "docs/security/auth.md" in scheme["description"]
+    assert "docs/security/jwt.md" in scheme["description"]
+    # The default requires a credential: an operation that forgot its own is not left open.
+    assert doc["security"] == [{"bearerAuth": []}]
+
+
+def test_route_table_scopes_are_parsed():
+    scopes = route_scopes()
+    assert scopes is not None, "no http_routes table found in src/http/*.c"
+    assert scopes[("GET", "/livez")] == "public"
+    assert set(scopes.values()) <= known_scopes() | {"public"}, sorted(set(scopes.values()))
+
+
+def test_every_operation_declares_its_security(doc):
+    for method, path, op in operations(doc):
+        assert "security" in op, f"{method} {path} relies on the default security"
+        for requirement in op["security"]:
+            assert set(requirement) <= {"bearerAuth"}, (method, path, requirement)
+            for scope in requirement.get("bearerAuth", []):
+                assert scope in known_scopes(), (method, path, scope)
+
+
+def test_operation_security_matches_the_route_scope(doc):
+    scopes = route_scopes()
+    assert scopes is not None, "no http_routes table found in src/http/*.c"
+    for method, path, op in operations(doc):
+        scope = scopes[(method, path)]
+        if scope == "public":
+            group = op.get("x-ledgerd-open-route")
+            assert group == OPEN_ROUTE_GROUPS.get(path), (method, path, group)
+            assert op["security"] == [{}, {"bearerAuth": CLOSED_GROUP_SCOPES[group]}], (
+                method,
+                path,
+            )
+        else:
+            assert "x-ledgerd-open-route" not in op, (method, path)
+            assert op["security"] == [{"bearerAuth": [scope]}], (method, path, scope)
+
+
+def test_open_route_groups_match_the_configuration():
+    assert set(OPEN_ROUTE_GROUPS.values()) == set(CLOSED_GROUP_SCOPES)
+    if not CONFIG_C.exists():
+        pytest.skip("src/core/config.c is not there")
+    m = re.search(r"config_open_route_names\[\]\s*=\s*\{([^}]*)\}", CONFIG_C.read_text("utf-8"))
+    assert m, "config_open_route_names not found in config.c"
+    assert set(re.findall(r'"([a-z]+)"', m.group(1))) == set(CLOSED_GROUP_SCOPES)
+
+
+def test_public_routes_are_the_open_ones(doc):
+    scopes = route_scopes()
+    public = {path for (_, path), scope in scopes.items() if scope == "public"}
+    assert public == set(OPEN_ROUTE_GROUPS)
+    for method, path, op in operations(doc):
+        if path in OPEN_ROUTE_GROUPS:
+            assert "LEDGERD_AUTH_OPEN_ROUTES" in op["description"], (method, path)
+
+
+def auth_response_checks(doc, where, op, statuses):
+    for status in statuses:
+        assert status in op["responses"], f"{where} lacks {status}"
+    expected = {"401": {"unauthenticated", "invalid_token"},
+                "403": {"insufficient_scope"},
+                "429": {"too_many_requests"}}
+    for status in statuses:
+        resp = resolve(doc, op["responses"][status])
+        assert problem_codes_of(doc, resp) == expected[status], (where, status)
+        headers = resp.get("headers", {})
+        if status in ("401", "403"):
+            assert "WWW-Authenticate" in headers, (where, status)
+            assert resolve(doc, headers["WWW-Authenticate"]).get("required") is True
+        else:
+            assert "Retry-After" in headers, (where, status)
+            assert resolve(doc, headers["Retry-After"]).get("required") is True
+
+
+def test_secured_operations_document_401_403_429(doc):
+    secured = 0
+    for method, path, op in operations(doc):
+        if requires_credential(op):
+            auth_response_checks(doc, f"{method} {path}", op, ("401", "403", "429"))
+            secured += 1
+    assert secured == 7
+
+
+def test_open_routes_document_what_they_answer_when_closed(doc):
+    for method, path, op in operations(doc):
+        if requires_credential(op):
+            continue
+        # Closed, every route needs a valid credential; only a scope requirement brings 403.
+        statuses = ("401", "403", "429") if bearer_scopes(op) else ("401", "429")
+        auth_response_checks(doc, f"{method} {path}", op, statuses)
+        if not bearer_scopes(op):
+            assert "403" not in op["responses"], f"{method} {path}: any credential will do"
+
+
+def test_auth_codes_are_documented(doc):
+    assert AUTH_CODES <= documented_problem_codes(doc)
+    assert AUTH_CODES <= conventions_codes()
+    text = CONVENTIONS.read_text(encoding="utf-8")
+    assert "## Authentication and authorization" in text
+    for link in ("(../security/auth.md)", "(../security/jwt.md)"):
+        assert link in text
+
+
+def test_storage_unavailable_covers_the_api_key_lookup(doc):
+    for method, path, op in operations(doc):
+        if requires_credential(op) or path in OPEN_ROUTE_GROUPS:
+            assert "storage_unavailable" in problem_codes_of(
+                doc, resolve(doc, op["responses"]["503"])
+            ), (method, path)
+
+
+def invalid_token_reasons(doc):
+    return doc["components"]["schemas"]["InvalidTokenReason"]["enum"]
+
+
+def test_invalid_token_reasons_match_the_server(doc):
+    reasons = invalid_token_reasons(doc)
+    assert len(reasons) == len(set(reasons))
+    assert all(SNAKE.match(r) for r in reasons)
+    if not AUTH_C.exists():
+        pytest.skip("src/auth/auth.c is not there")
+    table = re.search(r"auth_reason_names\[[A-Z_]*\]\s*=\s*\{(.*?)\};",
+                      AUTH_C.read_text(encoding="utf-8"), re.S)
+    assert table, "auth_reason_names not found in src/auth/auth.c"
+    names = set(re.findall(r'=\s*"([a-z_]+)"', table.group(1)))
+    assert names, "no reason names in auth_reason_names"
+    assert set(reasons) == names - NOT_INVALID_TOKEN_REASONS
+
+
+def test_conventions_list_every_invalid_token_reason(doc):
+    text = CONVENTIONS.read_text(encoding="utf-8")
+    section = text.split("## Authentication and authorization", 1)[1].split("\n## ", 1)[0]
+    missing = [r for r in invalid_token_reasons(doc) if f"`{r}`" not in section]
+    assert not missing, f"reasons conventions.md does not list: {missing}"
+
+
+def test_www_authenticate_pattern(doc):
+    pattern = re.compile(doc["components"]["headers"]["WWWAuthenticate"]["schema"]["pattern"])
+    assert pattern.search('Bearer realm="ledgerd"')
+    for reason in invalid_token_reasons(doc):
+        value = f'Bearer realm="ledgerd", error="invalid_token", error_description="{reason}"'
+        assert pattern.search(value), value
+    for scope in known_scopes():
+        value = f'Bearer realm="ledgerd", error="insufficient_scope", scope="{scope}"'
+        assert pattern.search(value), value
+    for bad in ('Basic realm="ledgerd"', 'Bearer realm="other"', 'Bearer',
+                'Bearer realm="ledgerd", error="invalid_request"',
+                'Bearer realm="ledgerd", error="insufficient_scope", scope="a b"'):
+        assert not pattern.search(bad), bad
+
+
+def test_auth_refusals_are_not_stored_with_idempotency_keys(doc):
+    description = doc["components"]["parameters"]["IdempotencyKey"]["description"]
+    assert "authenticated principal" in description
+    assert re.search(r"401, 403, 413, 415, 429", description)

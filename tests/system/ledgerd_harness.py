@@ -135,12 +135,13 @@ class Client:
     connection before any response (the server closed it while idle) is retried once on a new
     connection when retry is true."""
 
-    def __init__(self, host, port, timeout=10.0):
+    def __init__(self, host, port, timeout=10.0, headers=None):
         self.host = host
         self.port = port
         self.timeout = timeout * slow_factor()
         self.conn = None
         self.used = False
+        self.default_headers = dict(headers or {})  # sent with every request (credentials)
 
     def close(self):
         if self.conn is not None:
@@ -164,7 +165,7 @@ class Client:
             data = body.encode()
         else:
             data = body
-        hdrs = {}
+        hdrs = dict(self.default_headers)
         if data is not None and content_type is not None:
             hdrs["Content-Type"] = content_type
         hdrs.update(headers or {})
@@ -178,8 +179,8 @@ class Client:
                 except (BrokenPipeError, ConnectionResetError):
                     # A fresh connection the server stopped reading (an early 413): its
                     # answer may already be waiting.
-                    if reused:
-                        raise
+                    if reused or conn.sock is None:
+                        raise  # nothing to read an answer from (the server closed it)
                 resp = conn.getresponse()
                 payload = resp.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
@@ -213,11 +214,25 @@ class Server:
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.workdir / "ledgerd.db"
+        # The ledger's own tests run without credentials (LEDGERD_AUTH=off, allowed in the dev
+        # environment only); test_auth.py runs with LEDGERD_AUTH=required and checks every
+        # route. A test that names another environment gets authentication as production
+        # would: an API key with every scope is made at start and its clients send it.
         self.env = {
             "LEDGERD_LISTEN": "127.0.0.1:0",
             "LEDGERD_DB": "sqlite://" + str(self.db_path),
         }
         self.env.update(env or {})
+        self.token = None
+        self.provision_key = False
+        if "LEDGERD_AUTH" not in self.env:
+            if self.env.get("LEDGERD_ENV", "dev") == "dev":
+                self.env["LEDGERD_AUTH"] = "off"
+            elif "LEDGERD_APIKEY_HASH_KEY_FILE" not in self.env:
+                hash_key = self.workdir / "apikey-hash.key"
+                hash_key.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
+                self.env["LEDGERD_APIKEY_HASH_KEY_FILE"] = str(hash_key)
+                self.provision_key = True
         self.migrate = migrate
         self.proc = None
         self.host = None
@@ -378,7 +393,14 @@ class Server:
     # -- HTTP -----------------------------------------------------------------------------------
     def client(self, timeout=10.0):
         assert self.port is not None, "server not listening"
-        return Client(self.host, self.port, timeout)
+        if self.provision_key and self.token is None:
+            p = run_cli(["apikey", "create", "--name", "harness", "--scopes",
+                         "ledger:read,ledger:write,flags:read,flags:write,audit:read,admin"],
+                        env=self.env)
+            assert p.returncode == 0, p.stderr
+            self.token = p.stdout.strip().splitlines()[-1]
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        return Client(self.host, self.port, timeout, headers)
 
     def connect(self, timeout=10.0):
         """A raw TCP socket to the server."""

@@ -1,0 +1,279 @@
+"""Authentication and authorization on the running server: API keys made with `ledgerd apikey`,
+JWTs signed by keys of a JWKS file, every route of the route table refusing what it must
+(RFC 6750 answers), the failed-attempt limit, key rotation, and idempotency keys scoped to the
+principal."""
+
+import base64
+import json
+import os
+import pathlib
+import re
+import signal
+import time
+import uuid
+
+import pytest
+
+from .ledgerd_harness import new_ledger, run_cli, wait_for
+
+ROUTES_C = pathlib.Path(__file__).resolve().parents[2] / "src" / "http" / "routes.c"
+SCOPES = {"ledger:read", "ledger:write", "flags:read", "flags:write", "audit:read", "admin",
+          "public"}
+ISSUER = "https://id.example.test/"
+AUDIENCE = "ledgerd-api"
+
+ed25519 = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ed25519",
+                              reason="python3-cryptography (scripts/deps.sh test) mints the JWTs")
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Issuer:
+    """An identity provider in miniature: Ed25519 keys published as a JWKS file."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.keys = {}
+
+    def add_key(self, kid):
+        self.keys[kid] = ed25519.Ed25519PrivateKey.generate()
+        self.publish()
+
+    def remove_key(self, kid):
+        del self.keys[kid]
+        self.publish()
+
+    def publish(self):
+        from cryptography.hazmat.primitives import serialization
+        jwks = {"keys": []}
+        for kid, key in self.keys.items():
+            raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                serialization.PublicFormat.Raw)
+            jwks["keys"].append({"kty": "OKP", "crv": "Ed25519", "kid": kid, "alg": "EdDSA",
+                                 "use": "sig", "x": b64url(raw)})
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(jwks))
+        os.replace(tmp, self.path)  # as a secret volume swaps its files
+
+    def token(self, kid="k1", sub="svc-1", scope="ledger:read ledger:write", roles=None,
+              aud=AUDIENCE, iss=ISSUER, exp_in=300, alg="EdDSA", header=None, key=None):
+        now = int(time.time())
+        claims = {"iss": iss, "aud": aud, "sub": sub, "exp": now + exp_in, "iat": now}
+        if scope is not None:
+            claims["scope"] = scope
+        if roles is not None:
+            claims["roles"] = roles
+        head = {"alg": alg, "kid": kid, "typ": "JWT"}
+        head.update(header or {})
+        signing_input = (b64url(json.dumps(head).encode()) + "." +
+                         b64url(json.dumps(claims).encode())).encode()
+        if alg == "none":
+            return signing_input.decode() + "."
+        signature = (key or self.keys[kid]).sign(signing_input)
+        return signing_input.decode() + "." + b64url(signature)
+
+
+@pytest.fixture
+def authed(make_server, tmp_path):
+    """A server with authentication required, an issuer, and a function making API keys."""
+    issuer = Issuer(tmp_path / "jwks.json")
+    issuer.add_key("k1")
+    hash_key = tmp_path / "apikey-hash.key"
+    hash_key.write_bytes(os.urandom(32).hex().encode() + b"\n")
+    env = {"LEDGERD_AUTH": "required", "LEDGERD_JWKS_FILE": str(issuer.path),
+           "LEDGERD_JWT_ISSUER": ISSUER, "LEDGERD_JWT_AUDIENCE": AUDIENCE,
+           "LEDGERD_APIKEY_HASH_KEY_FILE": str(hash_key), "LEDGERD_AUTH_FAILURES_MAX": "1000"}
+
+    class Ctx:
+        pass
+
+    ctx = Ctx()
+    ctx.issuer = issuer
+    ctx.env = env
+    ctx.make = lambda extra=None: make_server({**env, **(extra or {})})
+    ctx.srv = ctx.make()
+
+    def apikey(scopes, srv=None):
+        srv = srv or ctx.srv
+        p = run_cli(["apikey", "create", "--name", f"test-{uuid.uuid4().hex[:6]}",
+                     "--scopes", scopes], env=srv.env)
+        assert p.returncode == 0, p.stderr
+        key = p.stdout.strip().splitlines()[-1]
+        assert re.fullmatch(r"ldk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", key), p.stdout
+        return key
+
+    ctx.apikey = apikey
+    return ctx
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def route_table():
+    """(method, template, scope) of every row of the route table."""
+    text = ROUTES_C.read_text()
+    rows = re.findall(r'\{\s*HTTP_([A-Z]+),\s*"(/[^"]*)",\s*\w+,\s*"([^"]+)"', text)
+    assert rows, "no route rows found in routes.c"
+    return rows
+
+
+def call(srv, method, template, headers=None):
+    path = template.replace("{id}", "no-such-id")
+    c = srv.client()
+    try:
+        if method == "POST":
+            return c.post(path, {}, headers={**(headers or {}), "Idempotency-Key": uuid.uuid4().hex})
+        return c.request(method, path, headers=headers)
+    finally:
+        c.close()
+
+
+def assert_refused(r, status, code, www=None):
+    assert r.status == status, r
+    assert r.json["code"] == code, r
+    if www is not None:
+        assert re.fullmatch(www, r.headers.get("www-authenticate", "")), r
+
+
+def test_every_route_declares_a_known_scope():
+    rows = route_table()
+    for method, template, scope in rows:
+        assert scope in SCOPES, (method, template, scope)
+    assert {s for _, _, s in rows} >= {"ledger:read", "ledger:write", "public"}
+
+
+def test_every_route_refuses_bad_credentials(authed):
+    srv, issuer = authed.srv, authed.issuer
+    reader = authed.apikey("ledger:read")
+    auditor = authed.apikey("audit:read")
+    expired = issuer.token(exp_in=-3600)
+    wrong_aud = issuer.token(aud="another-api")
+    cases = [
+        (None, 401, "unauthenticated", r'Bearer realm="ledgerd"'),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, 401, "invalid_token",
+         r'Bearer realm="ledgerd", error="invalid_token", error_description="malformed"'),
+        (bearer("ldk_0123456789abcdef_" + "A" * 43), 401, "invalid_token",
+         r'.*error="invalid_token", error_description="apikey_unknown"'),
+        (bearer(expired), 401, "invalid_token", r'.*error_description="jwt_expired"'),
+        (bearer(wrong_aud), 401, "invalid_token", r'.*error_description="jwt_audience"'),
+        (bearer(issuer.token(alg="none")), 401, "invalid_token", r'.*error_description="jwt_alg"'),
+    ]
+    for method, template, scope in route_table():
+        if scope == "public":
+            continue
+        for headers, status, code, www in cases:
+            assert_refused(call(srv, method, template, headers), status, code, www)
+        # Valid, but not the scope the route needs.
+        wrong = auditor if scope == "ledger:read" else reader
+        assert_refused(call(srv, method, template, bearer(wrong)), 403, "insufficient_scope",
+                       rf'Bearer realm="ledgerd", error="insufficient_scope", scope="{scope}"')
+        # The right scope passes authentication and authorization (what follows is the route's).
+        right = authed.apikey(scope)
+        r = call(srv, method, template, bearer(right))
+        assert r.status not in (401, 403, 429), (method, template, r)
+        r = call(srv, method, template, bearer(issuer.token(scope=scope)))
+        assert r.status not in (401, 403, 429), (method, template, r)
+    srv.assert_clean_stop()
+
+
+def test_public_routes_are_open_by_default_and_closable(authed):
+    srv = authed.srv
+    for path in ("/livez", "/readyz", "/metrics", "/ops/dashboard"):
+        assert call(srv, "GET", path).status == 200, path
+    closed = authed.make({"LEDGERD_AUTH_OPEN_ROUTES": ""})
+    reader = authed.apikey("ledger:read", closed)
+    admin = authed.apikey("admin", closed)
+    assert_refused(call(closed, "GET", "/livez"), 401, "unauthenticated")
+    assert call(closed, "GET", "/livez", bearer(reader)).status == 200  # any valid credential
+    assert_refused(call(closed, "GET", "/metrics", bearer(reader)), 403, "insufficient_scope")
+    assert call(closed, "GET", "/metrics", bearer(admin)).status == 200
+    assert call(closed, "GET", "/ops/dashboard", bearer(admin)).status == 200
+
+
+def test_jwt_roles_map_to_scopes_and_unknown_scopes_grant_nothing(authed):
+    srv, issuer = authed.srv, authed.issuer
+    writer = issuer.token(scope="payments:refund", roles=["writer"])
+    r = call(srv, "POST", "/v1/accounts", bearer(writer))
+    assert r.status == 400, r  # past authorization: the empty body is refused by validation
+    nothing = issuer.token(scope="payments:refund", roles=["nobody"])
+    assert_refused(call(srv, "GET", "/v1/accounts", bearer(nothing)), 403, "insufficient_scope")
+
+
+def test_revocation_takes_effect_at_once(authed):
+    srv = authed.srv
+    key = authed.apikey("ledger:read")
+    assert call(srv, "GET", "/v1/accounts", bearer(key)).status == 200
+    key_id = key.split("_")[1]
+    p = run_cli(["apikey", "revoke", key_id], env=srv.env)
+    assert p.returncode == 0, p.stderr
+    assert_refused(call(srv, "GET", "/v1/accounts", bearer(key)), 401, "invalid_token",
+                   r'.*error_description="apikey_revoked"')
+    wrong_secret = key[:-1] + ("A" if key[-1] != "A" else "B")
+    assert_refused(call(srv, "GET", "/v1/accounts", bearer(wrong_secret)), 401, "invalid_token")
+
+
+def test_failed_attempts_are_rate_limited(authed):
+    srv = authed.make({"LEDGERD_AUTH_FAILURES_MAX": "3", "LEDGERD_AUTH_FAILURE_WINDOW_SECONDS": "60"})
+    good = authed.apikey("ledger:read", srv)
+    bad = bearer("ldk_0123456789abcdef_" + "A" * 43)  # well formed, no such key
+    for _ in range(3):
+        assert call(srv, "GET", "/v1/accounts", bad).status == 401
+    r = call(srv, "GET", "/v1/accounts", bad)
+    assert_refused(r, 429, "too_many_requests")
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    # Blocked means blocked: the address cannot try anything, a valid key included.
+    assert_refused(call(srv, "GET", "/v1/accounts", bearer(good)), 429, "too_many_requests")
+    # A missing credential is not an attempt: it never counts.
+    metrics = call(srv, "GET", "/metrics").body.decode()
+    counts = dict(re.findall(r'^ledgerd_auth_failures_total\{reason="([a-z_]+)"\} (\d+)$',
+                             metrics, re.M))
+    assert counts["apikey_unknown"] == "3" and int(counts["rate_limited"]) == 2, counts
+
+
+def test_jwks_rotation_keeps_the_old_kid_until_it_is_removed(authed):
+    srv, issuer = authed.srv, authed.issuer
+    old = issuer.token(kid="k1")
+    issuer.add_key("k2")
+    new = issuer.token(kid="k2")
+    assert wait_for(lambda: call(srv, "GET", "/v1/accounts", bearer(new)).status == 200)
+    assert call(srv, "GET", "/v1/accounts", bearer(old)).status == 200
+    issuer.remove_key("k1")
+    srv.signal(signal.SIGHUP)  # or wait for the file watcher: either reloads
+    assert wait_for(lambda: call(srv, "GET", "/v1/accounts", bearer(old)).status == 401)
+    assert call(srv, "GET", "/v1/accounts", bearer(new)).status == 200
+    assert srv.wait_log(lambda x: x.get("body", "").startswith("auth: keys reloaded"))
+    # A JWKS that no longer loads keeps the keys in use.
+    issuer.path.write_text("{not json")
+    srv.signal(signal.SIGHUP)
+    assert srv.wait_log(lambda x: "kept the keys in use" in x.get("body", ""))
+    assert call(srv, "GET", "/v1/accounts", bearer(new)).status == 200
+    srv.assert_clean_stop()
+
+
+def test_idempotency_keys_are_scoped_to_the_principal(authed):
+    srv = authed.srv
+    alice = authed.apikey("ledger:read,ledger:write")
+    bob = authed.apikey("ledger:read,ledger:write")
+    ledger = new_ledger()
+    key = uuid.uuid4().hex
+    c = srv.client()
+    body = {"ledger": ledger, "code": 1}
+    a1 = c.post("/v1/accounts", body, headers={**bearer(alice), "Idempotency-Key": key})
+    a2 = c.post("/v1/accounts", body, headers={**bearer(alice), "Idempotency-Key": key})
+    b1 = c.post("/v1/accounts", body, headers={**bearer(bob), "Idempotency-Key": key})
+    assert a1.status == a2.status == b1.status == 201, (a1, a2, b1)
+    assert a2.headers.get("idempotent-replayed") == "true" and a2.json["id"] == a1.json["id"]
+    assert "idempotent-replayed" not in b1.headers and b1.json["id"] != a1.json["id"]
+    c.close()
+
+
+def test_auth_off_is_refused_outside_dev(tmp_path):
+    p = run_cli(["serve", "--migrate"], env={"LEDGERD_DB": f"sqlite://{tmp_path}/l.db",
+                                             "LEDGERD_LISTEN": "127.0.0.1:0",
+                                             "LEDGERD_ENV": "prod", "LEDGERD_AUTH": "off"},
+                timeout=20)
+    assert p.returncode != 0
+    assert "LEDGERD_AUTH" in p.stderr and "LEDGERD_ENV" in p.stderr, p.stderr
