@@ -321,4 +321,9 @@ _Static_assert(2 * (LIMIT_AUDIT_ACTOR_LEN_MAX + LIMIT_AUDIT_RESOURCE_LEN_MAX +
 #define LIMIT_AUDIT_CHECKPOINT_RECORDS_DEFAULT 1000
 #define LIMIT_AUDIT_CHECKPOINT_INTERVAL_MS_DEFAULT 60000
 
+/* ---- Audit records waiting for the commit worker ---- */
+/* Records of refusals (no effect to share a transaction with) queued for the commit worker's
+ * next transaction; past this many, a record is dropped and counted. */
+#define LIMIT_AUDIT_PENDING_MAX 1024
+
 #endif

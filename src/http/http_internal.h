@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -99,6 +100,7 @@ struct http_request {
      * once such a route matched. First, for the u128s' alignment. */
     struct ledger_transfer transfer; /* single transfer */
     struct commit_cmd cmd;
+    struct audit_record audit; /* the state change's record, handed to the commit worker */
 
     /* Strings: each is set to "" when a request begins, and written only as long as needed. */
     char path_id[LIMIT_ID_LEN_MAX + 1]; /* the {id} segment, "" if invalid */
@@ -108,7 +110,8 @@ struct http_request {
     /* Who asked: the principal's id ("anonymous" with LEDGERD_AUTH=off or on an open route),
      * which scopes idempotency keys. */
     char principal[LIMIT_PRINCIPAL_LEN_MAX + 1];
-    char www_authenticate[192]; /* "" or the WWW-Authenticate value of a 401/403 */
+    char www_authenticate[192];                /* "" or the WWW-Authenticate value of a 401/403 */
+    char actor[LIMIT_AUDIT_ACTOR_LEN_MAX + 1]; /* the principal's actor for the audit trail */
 
     /* Everything from here to the end is zeroed when a request begins. */
     struct http_server *server;

@@ -254,6 +254,62 @@ static const char *http_header_copy(struct http_request *req, const char *name, 
     return out;
 }
 
+/* The peer's IP address as text into out ("" when unknown). */
+static void http_client_address(struct http_request *req, char *out, size_t out_len)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci != NULL && ci->client_addr != NULL) {
+        const struct sockaddr *sa = ci->client_addr;
+        const void *addr = sa->sa_family == AF_INET6
+                               ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                               : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+        if (inet_ntop(sa->sa_family, addr, out, (socklen_t)out_len) == NULL) {
+            out[0] = '\0';
+        }
+    }
+}
+
+/* Fills r for this request: who, what to, the decision and why (reason may be ""), and the
+ * request's ids. Fields that do not fit their limit are left empty rather than cut. */
+static void http_audit_fill(struct http_request *req, struct audit_record *r, const char *action,
+                            const char *decision, const char *reason)
+{
+    memset(r, 0, sizeof(*r));
+    char resource[LIMIT_AUDIT_RESOURCE_LEN_MAX + 1];
+    const char *route = req->route != NULL ? req->route->template : req->path;
+    (void)snprintf(resource, sizeof(resource), "%s %s", req->method_name, route);
+    char source[INET6_ADDRSTRLEN];
+    http_client_address(req, source, sizeof(source));
+    r->time_unix_ms = clock_unix_ms();
+    const struct {
+        enum audit_field f;
+        const char *v;
+    } fields[] = {
+        {AUDIT_FIELD_ACTOR, req->actor},
+        {AUDIT_FIELD_ACTION, action},
+        {AUDIT_FIELD_RESOURCE, resource},
+        {AUDIT_FIELD_DECISION, decision},
+        {AUDIT_FIELD_REASON, reason},
+        {AUDIT_FIELD_REQUEST_ID, req->request_id},
+        {AUDIT_FIELD_TRACE_ID, req->trace.trace_id},
+        {AUDIT_FIELD_SOURCE, source},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        (void)audit_record_set(r, fields[i].f, fields[i].v, strlen(fields[i].v));
+    }
+}
+
+/* Hands the record of a refused request to the commit worker (it has no effect to share a
+ * transaction with). */
+static void http_audit_refusal(struct http_request *req, const char *action, const char *reason)
+{
+    struct audit_record r;
+    http_audit_fill(req, &r, action, "deny", reason);
+    (void)commit_audit_note(req->server->commit, &r);
+}
+
 /* Starts the request's server span when the sampler takes it (OpenTelemetry HTTP semantic
  * conventions: the attributes a server knows when a request arrives). Called once the route is
  * known, so the span carries its template; its start is the request's first moment. */
@@ -274,18 +330,8 @@ static void http_trace_start(struct http_request *req, const char *version)
     } else {
         server_address = req->server->cfg->listen_host;
     }
-    char client[INET6_ADDRSTRLEN] = "";
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci != NULL && ci->client_addr != NULL) {
-        const struct sockaddr *sa = ci->client_addr;
-        const void *addr = sa->sa_family == AF_INET6
-                               ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                               : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-        if (inet_ntop(sa->sa_family, addr, client, sizeof(client)) == NULL) {
-            client[0] = '\0';
-        }
-    }
+    char client[INET6_ADDRSTRLEN];
+    http_client_address(req, client, sizeof(client));
     char agent[LIMIT_SPAN_ATTR_VALUE_LEN_MAX + 1];
     const char *user_agent =
         http_header_copy(req, MHD_HTTP_HEADER_USER_AGENT, agent, sizeof(agent));
@@ -319,6 +365,7 @@ static void http_request_init(struct http_request *req, struct http_server *srv,
     req->idempotency_key[0] = '\0';
     req->location[0] = '\0';
     memcpy(req->principal, http_principal_anonymous, sizeof(http_principal_anonymous));
+    memcpy(req->actor, http_principal_anonymous, sizeof(http_principal_anonymous));
     req->www_authenticate[0] = '\0';
     req->server = srv;
     req->conn = c;
@@ -442,6 +489,7 @@ static bool http_authorize(struct http_request *req)
     case AUTH_OK:
         break;
     case AUTH_MISSING:
+        http_audit_refusal(req, "auth.failed", "missing");
         memcpy(req->www_authenticate, realm, sizeof(realm));
         http_problem(req, 401, "unauthenticated",
                      "this request needs credentials: Authorization: Bearer <API key or JWT>", NULL,
@@ -449,11 +497,13 @@ static bool http_authorize(struct http_request *req)
         return true;
     case AUTH_INVALID:
         req->auth_reason = auth_reason_name(v.reason);
+        http_audit_refusal(req, "auth.failed", req->auth_reason);
         http_refuse_token(req, 401, "invalid_token", "error_description", req->auth_reason,
                           "the credential was not accepted");
         return true;
     case AUTH_RATE_LIMITED:
         req->auth_reason = auth_reason_name(v.reason);
+        http_audit_refusal(req, "auth.rate_limited", req->auth_reason);
         req->retry_after_seconds = v.retry_after_seconds > 0 ? v.retry_after_seconds : 1;
         http_problem(req, 429, "too_many_requests",
                      "too many failed authentication attempts from this address; retry later", NULL,
@@ -468,11 +518,14 @@ static bool http_authorize(struct http_request *req)
     if (!scope_allows(who.scopes, needed)) {
         auth_count_refusal(AUTH_REASON_INSUFFICIENT_SCOPE);
         req->scope_needed = needed != 0 ? scope_name(needed) : "";
+        (void)snprintf(req->actor, sizeof(req->actor), "%s", who.actor);
+        http_audit_refusal(req, "authz.deny", req->scope_needed);
         http_refuse_token(req, 403, "insufficient_scope", "scope", req->scope_needed,
                           "this request needs the scope");
         return true;
     }
     (void)snprintf(req->principal, sizeof(req->principal), "%s", who.id);
+    (void)snprintf(req->actor, sizeof(req->actor), "%s", who.actor);
     return false;
 }
 
@@ -674,6 +727,14 @@ enum http_outcome http_submit(struct http_request *req)
     cmd->done = http_command_done;
     cmd->done_ctx = req;
     cmd->trace = req->span != NULL ? &req->trace : NULL;
+    /* The authorization decision on a state-changing route, stored with its effect. */
+    static const char *const actions[] = {
+        [COMMIT_ACCOUNT_CREATE] = "account.create",
+        [COMMIT_TRANSFER_CREATE] = "transfer.create",
+        [COMMIT_TRANSFER_BATCH] = "transfer.batch",
+    };
+    http_audit_fill(req, &req->audit, actions[cmd->kind], "allow", "");
+    cmd->audit = &req->audit;
 
     /* Suspend first: the worker may complete the command before commit_submit returns. */
     req->state = HTTP_REQ_WAITING;

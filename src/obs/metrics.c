@@ -1042,6 +1042,13 @@ static const struct metrics_family_def metrics_ledgerd_defs[METRIC_COUNT] = {
                               "insufficient scope).",
                               METRICS_COUNTER, METRICS_LABELS(metrics_auth_reason_labels), NULL, 0,
                               0, false, false},
+    [METRIC_AUDIT_RECORDS] = {"ledgerd_audit_records_total",
+                              "Audit records this process appended to the trail.", METRICS_COUNTER,
+                              NULL, 0, NULL, 0, 0, false, false},
+    [METRIC_AUDIT_DROPPED] = {"ledgerd_audit_records_dropped_total",
+                              "Audit records of refused requests that could not be written "
+                              "(the queue for them was full, or their transaction failed).",
+                              METRICS_COUNTER, NULL, 0, NULL, 0, 0, false, false},
     [METRIC_UP] = {"ledgerd_up", "1 when ready to take traffic (GET /readyz would answer 200).",
                    METRICS_GAUGE, NULL, 0, NULL, 0, 0, false, false},
 };

@@ -138,7 +138,9 @@ enum metrics_id {
     METRIC_SPANS_DROPPED,
     METRIC_SPANS_EXPORTED,
     METRIC_AUTH_FAILURES, /* {reason}: registered by the authenticator */
-    METRIC_UP,            /* set at scrape from readiness */
+    METRIC_AUDIT_RECORDS, /* appended by this process */
+    METRIC_AUDIT_DROPPED,
+    METRIC_UP, /* set at scrape from readiness */
     METRIC_COUNT
 };
 

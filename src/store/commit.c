@@ -57,6 +57,12 @@ struct commit {
     int64_t last_now_ms;                   /* batch timestamps never go backwards */
     int64_t next_deadline_ms;              /* earliest PENDING deadline known; 0 none */
     int64_t last_purge_mono_ns;
+
+    /* Audit records of refusals waiting for a transaction (commit_audit_note): a ring of
+     * LIMIT_AUDIT_PENDING_MAX, under lock. The worker moves them to audit_taken first. */
+    struct audit_record *audit_ring;
+    size_t audit_head, audit_count;
+    struct audit_record *audit_taken; /* the worker's own */
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -127,6 +133,75 @@ static void commit_take(struct commit *c)
     }
     ASSERT(c->cmds_count >= 1);
     ASSERT(items <= LIMIT_COMMIT_ITEMS_MAX);
+}
+
+int commit_audit_note(struct commit *c, const struct audit_record *r)
+{
+    ASSERT(c != NULL && r != NULL);
+    pthread_mutex_lock(&c->lock);
+    bool room = c->audit_count < LIMIT_AUDIT_PENDING_MAX;
+    if (room) {
+        c->audit_ring[(c->audit_head + c->audit_count) % LIMIT_AUDIT_PENDING_MAX] = *r;
+        c->audit_count++;
+        pthread_cond_signal(&c->wake);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!room) {
+        metrics_add(METRIC_AUDIT_DROPPED, 0, 1);
+        log_msgf(CONFIG_LOG_WARN, NULL, "audit: record dropped, %d waiting (%s %s, %s)",
+                 LIMIT_AUDIT_PENDING_MAX, r->action, r->resource, r->actor);
+        return -ENOSPC;
+    }
+    return 0;
+}
+
+/* Takes the waiting refusal records (under lock) into audit_taken; returns how many. */
+static size_t commit_audit_take_locked(struct commit *c)
+{
+    size_t n = c->audit_count;
+    for (size_t i = 0; i < n; i++) {
+        c->audit_taken[i] = c->audit_ring[(c->audit_head + i) % LIMIT_AUDIT_PENDING_MAX];
+    }
+    c->audit_head = (c->audit_head + n) % LIMIT_AUDIT_PENDING_MAX;
+    c->audit_count = 0;
+    return n;
+}
+
+/* Appends audit_taken[0..n) inside the open transaction. */
+static int commit_audit_append_taken(struct commit *c, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = store_wr_audit_append(c->store, &c->audit_taken[i]);
+    }
+    return rc;
+}
+
+/* Writes the waiting refusal records in a transaction of their own (when idle or stopping). */
+static void commit_audit_flush(struct commit *c)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t n = commit_audit_take_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    if (n == 0) {
+        return;
+    }
+    int rc = store_tx_begin(c->store);
+    if (rc == 0) {
+        rc = commit_audit_append_taken(c, n);
+    }
+    if (rc == 0) {
+        rc = store_tx_commit(c->store);
+    }
+    if (rc == 0) {
+        metrics_add(METRIC_AUDIT_RECORDS, 0, n);
+        return;
+    }
+    {
+        store_tx_rollback(c->store);
+        metrics_add(METRIC_AUDIT_DROPPED, 0, n);
+        log_msgf(CONFIG_LOG_ERROR, NULL, "audit: %zu record(s) of refusals lost (%d)", n, rc);
+    }
 }
 
 /* Counts the batch just taken: each command's wait in the queue, and the batch's size. */
@@ -232,6 +307,25 @@ static void commit_render(struct commit *c, size_t i, size_t item)
         commit_answer_problem(cmd, 500, "internal_error",
                               "The response did not fit its size limit.");
     }
+}
+
+/* Appends the command's audit record, if it has one, in the batch's transaction: its time is
+ * the batch's, its reason the outcome (the ledger's result code; for a batch, how many items
+ * it carried). */
+static int commit_audit_put(struct commit *c, struct commit_cmd *cmd, size_t item, int64_t now_ms)
+{
+    if (cmd->audit == NULL) {
+        return 0;
+    }
+    char reason[64];
+    if (cmd->kind == COMMIT_TRANSFER_BATCH) {
+        (void)snprintf(reason, sizeof(reason), "%zu transfers", cmd->transfers_count);
+    } else {
+        (void)snprintf(reason, sizeof(reason), "%s", ledger_result_code(c->results[item]));
+    }
+    cmd->audit->time_unix_ms = now_ms;
+    int rc = audit_record_set(cmd->audit, AUDIT_FIELD_REASON, reason, strlen(reason));
+    return rc == 0 ? store_wr_audit_append(c->store, cmd->audit) : rc;
 }
 
 /* Stores the command's response under its idempotency key, in the batch's transaction. */
@@ -358,6 +452,9 @@ static int commit_apply(struct commit *c, int64_t now_ms, int64_t *deadline_ms_o
         }
         commit_render(c, i, item);
         int rc = commit_idem_put(c, cmd, now_ms);
+        if (rc == 0) {
+            rc = commit_audit_put(c, cmd, item, now_ms);
+        }
         if (rc != 0) {
             return rc;
         }
@@ -465,6 +562,13 @@ static void commit_batch(struct commit *c)
     if (rc == 0) {
         rc = commit_apply(c, now_ms, &deadline_ms);
     }
+    size_t refusals = 0;
+    if (rc == 0) {
+        pthread_mutex_lock(&c->lock);
+        refusals = commit_audit_take_locked(c);
+        pthread_mutex_unlock(&c->lock);
+        rc = commit_audit_append_taken(c, refusals);
+    }
     if (rc == 0) {
         ASSERT(ledger_book_balanced(c->book)); /* INV-1 before anything is written */
         rc = store_wr_changes(c->store, c->book);
@@ -476,6 +580,9 @@ static void commit_batch(struct commit *c)
         store_tx_rollback(c->store);
         atomic_store(&c->healthy, false);
         metrics_add(METRIC_COMMIT_FAILURES, 0, 1);
+        if (refusals > 0) {
+            metrics_add(METRIC_AUDIT_DROPPED, 0, refusals); /* no transaction to carry them */
+        }
         log_msgf(CONFIG_LOG_ERROR, NULL, "commit: batch of %zu commands failed (%d)", c->cmds_count,
                  rc);
         int64_t failed_ns = clock_mono_ns();
@@ -486,6 +593,13 @@ static void commit_batch(struct commit *c)
         return;
     }
     int64_t committed_ns = clock_mono_ns();
+    size_t audited = refusals;
+    for (size_t i = 0; i < c->cmds_count; i++) {
+        audited += c->cmds[i]->audit != NULL ? 1 : 0;
+    }
+    if (audited > 0) {
+        metrics_add(METRIC_AUDIT_RECORDS, 0, audited);
+    }
     int64_t took_ns = committed_ns - begin_ns;
     metrics_observe(METRIC_COMMIT_DURATION, 0, took_ns > 0 ? (uint64_t)took_ns : 0);
     commit_count_results(c);
@@ -558,6 +672,7 @@ static void commit_purge(struct commit *c)
 
 static void commit_idle(struct commit *c)
 {
+    commit_audit_flush(c);
     if (c->next_deadline_ms != 0 && c->next_deadline_ms <= clock_unix_ms()) {
         commit_sweep(c);
     }
@@ -592,13 +707,14 @@ static void *commit_main(void *arg)
     c->last_purge_mono_ns = clock_mono_ns();
     for (;;) {
         pthread_mutex_lock(&c->lock);
-        if (c->head == NULL && !c->stopping) {
+        if (c->head == NULL && !c->stopping && c->audit_count == 0) {
             commit_wait(c);
         }
         if (c->head == NULL) {
             bool stopping = c->stopping;
             pthread_mutex_unlock(&c->lock);
             if (stopping) {
+                commit_audit_flush(c);
                 break; /* drained */
             }
             commit_idle(c);
@@ -635,6 +751,8 @@ static void commit_free(struct commit *c)
     free(c->results);
     free(c->stored);
     free(c->due_ids);
+    free(c->audit_ring);
+    free(c->audit_taken);
     free(c);
 }
 
@@ -661,8 +779,12 @@ int commit_start(struct store *s, const struct commit_config *cfg, struct commit
     c->results = calloc(LIMIT_COMMIT_ITEMS_MAX, sizeof(c->results[0]));
     c->stored = calloc(LIMIT_COMMIT_ITEMS_MAX, sizeof(const struct ledger_transfer *));
     c->due_ids = calloc(LIMIT_EXPIRY_SWEEP_MAX, sizeof(c->due_ids[0]));
+    /* Untouched pages of these stay unbacked until refusals are audited. */
+    c->audit_ring = calloc(LIMIT_AUDIT_PENDING_MAX, sizeof(c->audit_ring[0]));
+    c->audit_taken = calloc(LIMIT_AUDIT_PENDING_MAX, sizeof(c->audit_taken[0]));
     int rc = -ENOMEM;
-    if (c->results == NULL || c->stored == NULL || c->due_ids == NULL) {
+    if (c->results == NULL || c->stored == NULL || c->due_ids == NULL || c->audit_ring == NULL ||
+        c->audit_taken == NULL) {
         goto out_free;
     }
     rc = ledger_book_new(LIMIT_BOOK_ACCOUNTS_MAX, LIMIT_BOOK_TRANSFERS_MAX,

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit/audit.h"
 #include "core/buf.h"
 #include "core/limits.h"
 #include "core/sha256.h"
@@ -53,6 +54,12 @@ struct commit_cmd {
      * span links to it. Must stay valid until done(). */
     const struct trace_context *trace;
 
+    /* The request's audit record, NULL for none: the submitter fills actor, action, resource,
+     * decision, request_id, trace_id and source; the worker sets the time and the outcome as
+     * the reason, and appends it in the batch's transaction, so there is no effect without its
+     * record and no record without its effect. Must stay valid until done(). */
+    struct audit_record *audit;
+
     /* Called on the worker thread once the command's batch committed or failed. Must not block
      * and must not touch the command after handing it back to its owner. */
     void (*done)(struct commit_cmd *cmd);
@@ -78,6 +85,12 @@ int commit_submit(struct commit *c, struct commit_cmd *cmd);
 /* Stops taking commands, commits what is queued (until deadline_mono_ns; commands still queued
  * then complete with 503 shutting_down), joins the thread and frees the worker. */
 void commit_stop(struct commit *c, int64_t deadline_mono_ns);
+
+/* Queues the audit record of something that had no effect (a refused request) for the worker's
+ * next transaction; the record is copied. 0, or -ENOSPC when LIMIT_AUDIT_PENDING_MAX records
+ * are waiting (the record is dropped, counted in ledgerd_audit_records_dropped_total, and
+ * logged). Thread-safe; never waits for the database. */
+int commit_audit_note(struct commit *c, const struct audit_record *r);
 
 /* Gauges and counters for metrics and readiness (thread-safe, approximate). */
 uint32_t commit_queue_depth(const struct commit *c);

@@ -280,3 +280,45 @@ def test_auth_off_is_refused_outside_dev(tmp_path):
                 timeout=20)
     assert p.returncode != 0
     assert "LEDGERD_AUTH" in p.stderr and "LEDGERD_ENV" in p.stderr, p.stderr
+
+
+def test_decisions_are_in_the_audit_trail(authed):
+    srv = authed.srv
+    writer = authed.apikey("ledger:read,ledger:write")
+    reader = authed.apikey("ledger:read")
+    c = srv.client()
+    created = c.post("/v1/accounts", {"ledger": new_ledger(), "code": 1},
+                     headers={**bearer(writer), "X-Request-Id": "audit-allow-1"})
+    assert created.status == 201, created
+    refused = c.post("/v1/accounts", {"ledger": "USD", "code": 1},
+                     headers={**bearer(reader), "X-Request-Id": "audit-deny-1"})
+    assert refused.status == 403
+    missing = c.get("/v1/accounts", headers={"X-Request-Id": "audit-missing-1"})
+    assert missing.status == 401
+    c.close()
+
+    def records():
+        p = run_cli(["audit", "export"], env=srv.env)
+        assert p.returncode == 0, p.stderr
+        return {r["request_id"]: r for r in map(json.loads, p.stdout.splitlines())
+                if r.get("request_id")}
+
+    got = wait_for(lambda: (lambda r: r if {"audit-allow-1", "audit-deny-1",
+                                            "audit-missing-1"} <= set(r) else None)(records()))
+    assert got, "the decisions did not reach the audit trail"
+    allow, deny, miss = got["audit-allow-1"], got["audit-deny-1"], got["audit-missing-1"]
+    key_id = writer.split("_")[1]
+    assert (allow["actor"], allow["action"], allow["decision"], allow["reason"]) == (
+        f"apikey:{key_id}", "account.create", "allow", "created")
+    assert allow["resource"] == "POST /v1/accounts" and allow["source"] == "127.0.0.1"
+    assert re.fullmatch(r"[0-9a-f]{32}", allow["trace_id"])
+    assert (deny["action"], deny["decision"], deny["reason"]) == ("authz.deny", "deny",
+                                                                 "ledger:write")
+    assert deny["actor"] == f"apikey:{reader.split('_')[1]}"
+    assert (miss["actor"], miss["action"], miss["reason"]) == ("anonymous", "auth.failed",
+                                                               "missing")
+    p = run_cli(["audit", "verify"], env=srv.env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    metrics = srv.client().get("/metrics").body.decode()
+    assert int(re.search(r"^ledgerd_audit_records_total (\d+)$", metrics, re.M).group(1)) >= 3
+    srv.assert_clean_stop()
