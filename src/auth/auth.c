@@ -86,6 +86,8 @@ struct auth {
     bool have_hasher;
     atomic_uint_fast64_t generation; /* bumped at every reload: forgets cached JWTs */
 
+    void (*on_reload)(void *ctx, bool ok, const char *why); /* under keys_lock */
+    void *on_reload_ctx;
     struct auth_stamp jwks_stamp, hash_key_stamp;
     pthread_mutex_t watch_mu;
     pthread_cond_t watch_cv;
@@ -191,6 +193,11 @@ int auth_reload(struct auth *a, const char *why)
         a->hash_key_stamp = hst;
     }
     atomic_fetch_add(&a->generation, 1);
+    /* Under the lock: once auth_on_reload(a, NULL, NULL) returns, the callback is not running
+     * and will not run again. */
+    if (a->on_reload != NULL) {
+        a->on_reload(a->on_reload_ctx, rc_j == 0 && rc_h == 0, why);
+    }
     pthread_rwlock_unlock(&a->keys_lock);
     jwks_free(old);
     if (rc_h != 0) {
@@ -207,6 +214,15 @@ int auth_reload(struct auth *a, const char *why)
     }
     buf_release(&err);
     return rc_j != 0 ? rc_j : rc_h;
+}
+
+void auth_on_reload(struct auth *a, void (*fn)(void *ctx, bool ok, const char *why), void *ctx)
+{
+    ASSERT(a != NULL);
+    pthread_rwlock_wrlock(&a->keys_lock);
+    a->on_reload = fn;
+    a->on_reload_ctx = ctx;
+    pthread_rwlock_unlock(&a->keys_lock);
 }
 
 static void *auth_watch_main(void *arg)

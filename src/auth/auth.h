@@ -85,6 +85,11 @@ void auth_close(struct auth *a);
  * logged ("SIGHUP", "file changed"). */
 int auth_reload(struct auth *a, const char *why);
 
+/* Calls fn(ctx, ok, why) after every reload, from the thread that reloaded (SIGHUP's, or the
+ * file watcher's), holding the key lock: fn must not call back into a. The audit trail records
+ * it. fn NULL detaches: when this returns, fn is not running and will not run again. */
+void auth_on_reload(struct auth *a, void (*fn)(void *ctx, bool ok, const char *why), void *ctx);
+
 /* Checks an Authorization header value (NULL when absent), from the peer address peer (NULL:
  * unknown), at now_mono_ms (a monotonic clock in ms, for the rate limit). Fills *p on AUTH_OK.
  * Counts refusals in ledgerd_auth_failures_total. Thread-safe. */

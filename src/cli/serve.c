@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "cli/cli.h"
 #include "core/buf.h"
@@ -56,6 +57,52 @@ static int serve_tracing_start(void)
         log_msgf(CONFIG_LOG_INFO, NULL, "tracing: exporting spans to %s", ocfg.endpoint);
     }
     return 0;
+}
+
+/* Loads LEDGERD_AUDIT_SIGNING_KEY_FILE's Ed25519 key for the audit checkpoints (*out NULL when
+ * none is configured). The key's text is wiped once loaded; a key that does not load stops
+ * start-up, named. */
+static int serve_audit_signer(const struct config *cfg, struct audit_signer **out)
+{
+    *out = NULL;
+    if (cfg->audit_signing_key_file[0] == '\0') {
+        return 0;
+    }
+    uint8_t pem[LIMIT_AUDIT_KEY_PEM_BYTES_MAX];
+    size_t len = 0;
+    struct buf err;
+    buf_init(&err, 512);
+    int rc = config_read_secret_file(cfg->audit_signing_key_file, pem, sizeof(pem), &len, &err);
+    char reason[160] = "";
+    if (rc == 0) {
+        rc = audit_signer_load((const char *)pem, len, out, reason, sizeof(reason));
+    } else {
+        (void)snprintf(reason, sizeof(reason), "%s", err.data != NULL ? err.data : "");
+    }
+    explicit_bzero(pem, sizeof(pem));
+    buf_release(&err);
+    if (rc != 0) {
+        fprintf(stderr, "ledgerd: LEDGERD_AUDIT_SIGNING_KEY_FILE: %s\n", reason);
+        log_msgf(CONFIG_LOG_ERROR, NULL, "LEDGERD_AUDIT_SIGNING_KEY_FILE: %s", reason);
+    }
+    return rc;
+}
+
+/* Records a reload of the key material in the audit trail (an administrative action). */
+static void serve_audit_reload(void *ctx, bool ok, const char *why)
+{
+    struct commit *commit = ctx;
+    struct audit_record r;
+    memset(&r, 0, sizeof(r));
+    r.time_unix_ms = clock_unix_ms();
+    static const char resource[] = "LEDGERD_JWKS_FILE LEDGERD_APIKEY_HASH_KEY_FILE";
+    (void)audit_record_set(&r, AUDIT_FIELD_ACTOR, "system", 6);
+    (void)audit_record_set(&r, AUDIT_FIELD_ACTION, "keys.reload", 11);
+    (void)audit_record_set(&r, AUDIT_FIELD_RESOURCE, resource, sizeof(resource) - 1);
+    const char *decision = ok ? "success" : "failure";
+    (void)audit_record_set(&r, AUDIT_FIELD_DECISION, decision, strlen(decision));
+    (void)audit_record_set(&r, AUDIT_FIELD_REASON, why, strlen(why));
+    (void)commit_audit_note(commit, &r);
 }
 
 static void serve_usage(FILE *out)
@@ -170,6 +217,7 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     struct commit *commit = NULL;
     struct http_server *http = NULL;
     struct auth *auth = NULL;
+    struct audit_signer *signer = NULL;
 
     if (store_open(cfg->db_url, &store, &err) != 0) {
         fprintf(stderr, "ledgerd: cannot open the database: %s\n", err.data ? err.data : "");
@@ -179,11 +227,17 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     if (serve_migrations(store, migrate) != 0) {
         goto out_close_store;
     }
+    if (serve_audit_signer(cfg, &signer) != 0) {
+        goto out_close_store;
+    }
     struct commit_config cc = {
         .queue_depth_max = cfg->queue_depth_max,
         .items_max = cfg->commit_items_max,
         .idempotency_ttl_seconds = cfg->idempotency_ttl_seconds,
         .expiry_interval_ms = cfg->expiry_interval_ms,
+        .audit_signer = signer,
+        .audit_checkpoint_records = cfg->audit_checkpoint_records,
+        .audit_checkpoint_interval_ms = cfg->audit_checkpoint_interval_seconds * 1000,
     };
     if (commit_start(store, &cc, &commit) != 0) {
         log_msgf(CONFIG_LOG_ERROR, NULL, "cannot start the commit worker");
@@ -194,6 +248,9 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
         fprintf(stderr, "ledgerd: %s\n", err.data ? err.data : "cannot load the credentials");
         log_msgf(CONFIG_LOG_ERROR, NULL, "%s", err.data ? err.data : "cannot load the credentials");
         goto out_stop_commit;
+    }
+    if (auth != NULL) {
+        auth_on_reload(auth, serve_audit_reload, commit);
     }
     if (!cfg->auth_required) {
         log_msgf(CONFIG_LOG_WARN, NULL,
@@ -238,6 +295,9 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
         serve_sleep_ms(5);
     }
     uint64_t left = http_server_in_flight(http);
+    if (auth != NULL) {
+        auth_on_reload(auth, NULL, NULL); /* no reload may reach the worker once it stops */
+    }
     commit_stop(commit, deadline_ns);
     commit = NULL;
     /* Give resumed connections a moment to write their replies before the daemon stops. */
@@ -254,11 +314,15 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
 
 out_stop_commit:
     if (commit != NULL) {
+        if (auth != NULL) {
+            auth_on_reload(auth, NULL, NULL);
+        }
         commit_stop(commit, clock_mono_ns());
     }
     auth_close(auth);
 out_close_store:
     store_close(store);
+    audit_signer_free(signer); /* after the commit worker, its user, has stopped */
 out_release:
     buf_release(&err);
     /* Last: every request's span has been handed over by now. */

@@ -63,6 +63,10 @@ struct commit {
     struct audit_record *audit_ring;
     size_t audit_head, audit_count;
     struct audit_record *audit_taken; /* the worker's own */
+    uint64_t checkpoint_seq;          /* the last signed checkpoint: its record */
+    int64_t checkpoint_time_ms;       /* and when it was signed */
+    int64_t checkpoint_checked_ms;    /* when the worker last looked */
+    uint64_t audited_since_check;     /* records appended since then */
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -539,6 +543,8 @@ static void commit_trace_end(struct span *batch, struct span *db, const char *er
     otlp_enqueue(batch);
 }
 
+static void commit_checkpoint(struct commit *c, bool force); /* below, with the idle work */
+
 /* Commits the batch in c->cmds and completes every command. */
 static void commit_batch(struct commit *c)
 {
@@ -599,6 +605,7 @@ static void commit_batch(struct commit *c)
     }
     if (audited > 0) {
         metrics_add(METRIC_AUDIT_RECORDS, 0, audited);
+        c->audited_since_check += audited;
     }
     int64_t took_ns = committed_ns - begin_ns;
     metrics_observe(METRIC_COMMIT_DURATION, 0, took_ns > 0 ? (uint64_t)took_ns : 0);
@@ -615,6 +622,7 @@ static void commit_batch(struct commit *c)
     }
     c->cmds_count = 0;
     commit_trace_end(batch, db, NULL, committed_ns);
+    commit_checkpoint(c, false);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -670,9 +678,79 @@ static void commit_purge(struct commit *c)
     }
 }
 
+/* Signs the audit trail's tail when a checkpoint is due (every audit_checkpoint_records
+ * records or audit_checkpoint_interval_ms; with force, whenever the tail is unsigned), in a
+ * transaction of its own, and logs it so that a copy leaves the machine. Cheap when nothing is
+ * due: it looks at the table only once per interval or once enough records were appended. */
+static void commit_checkpoint(struct commit *c, bool force)
+{
+    if (c->cfg.audit_signer == NULL) {
+        return;
+    }
+    int64_t now_ms = clock_unix_ms();
+    bool look = force || c->audited_since_check >= c->cfg.audit_checkpoint_records ||
+                now_ms - c->checkpoint_checked_ms >= (int64_t)c->cfg.audit_checkpoint_interval_ms;
+    if (!look) {
+        return;
+    }
+    c->checkpoint_checked_ms = now_ms;
+    c->audited_since_check = 0;
+    struct audit_checkpoint cp;
+    memset(&cp, 0, sizeof(cp));
+    int rc = store_tx_begin(c->store);
+    if (rc == 0) {
+        rc = store_wr_audit_tail(c->store, &cp.seq, cp.hash);
+    }
+    cp.time_unix_ms = now_ms;
+    bool due = rc == 0 && cp.seq > 0 &&
+               (force ? cp.seq > c->checkpoint_seq
+                      : audit_checkpoint_due(cp.seq, c->checkpoint_seq, c->checkpoint_time_ms,
+                                             now_ms, c->cfg.audit_checkpoint_records,
+                                             (int64_t)c->cfg.audit_checkpoint_interval_ms));
+    if (rc == 0 && due) {
+        rc = audit_checkpoint_sign(c->cfg.audit_signer, &cp);
+        if (rc == 0) {
+            rc = store_wr_audit_checkpoint_insert(c->store, &cp);
+        }
+        if (rc == 0) {
+            rc = store_tx_commit(c->store);
+        }
+    }
+    if (rc != 0 || !due) {
+        store_tx_rollback(c->store);
+    }
+    if (rc == -EEXIST) {
+        c->checkpoint_seq = cp.seq; /* another process signed the same record */
+        c->checkpoint_time_ms = now_ms;
+        return;
+    }
+    if (rc != 0) {
+        log_msgf(CONFIG_LOG_ERROR, NULL, "audit: cannot write a checkpoint (%d)", rc);
+        return;
+    }
+    if (!due) {
+        return;
+    }
+    c->checkpoint_seq = cp.seq;
+    c->checkpoint_time_ms = now_ms;
+    char hash[2 * AUDIT_HASH_BYTES + 1];
+    char sig[2 * AUDIT_SIGNATURE_BYTES + 1];
+    sha256_hex(cp.hash, hash);
+    for (size_t i = 0; i < AUDIT_SIGNATURE_BYTES; i++) {
+        (void)snprintf(sig + 2 * i, 3, "%02x", cp.signature[i]);
+    }
+    char fields[512];
+    (void)snprintf(fields, sizeof(fields),
+                   "\"audit_seq\":%llu,\"audit_hash\":\"%s\",\"key_id\":\"%s\","
+                   "\"signature\":\"%s\",\"time_unix_ms\":%lld",
+                   (unsigned long long)cp.seq, hash, cp.key_id, sig, (long long)cp.time_unix_ms);
+    log_event(CONFIG_LOG_INFO, NULL, "audit checkpoint", fields);
+}
+
 static void commit_idle(struct commit *c)
 {
     commit_audit_flush(c);
+    commit_checkpoint(c, false);
     if (c->next_deadline_ms != 0 && c->next_deadline_ms <= clock_unix_ms()) {
         commit_sweep(c);
     }
@@ -705,6 +783,12 @@ static void *commit_main(void *arg)
         c->next_deadline_ms = 1; /* unknown: let the first idle moment sweep */
     }
     c->last_purge_mono_ns = clock_mono_ns();
+    if (c->cfg.audit_signer != NULL &&
+        store_audit_checkpoint_last(c->store, &c->checkpoint_seq, &c->checkpoint_time_ms) != 0) {
+        c->checkpoint_seq = 0; /* unknown: the first look signs the tail */
+        c->checkpoint_time_ms = 0;
+    }
+    c->checkpoint_checked_ms = clock_unix_ms();
     for (;;) {
         pthread_mutex_lock(&c->lock);
         if (c->head == NULL && !c->stopping && c->audit_count == 0) {
@@ -715,7 +799,8 @@ static void *commit_main(void *arg)
             pthread_mutex_unlock(&c->lock);
             if (stopping) {
                 commit_audit_flush(c);
-                break; /* drained */
+                commit_checkpoint(c, true); /* so a restart finds the trail signed to its end */
+                break;                      /* drained */
             }
             commit_idle(c);
             continue;

@@ -73,6 +73,12 @@ struct commit_config {
     uint32_t items_max;       /* ledger items per transaction (<= LIMIT_COMMIT_ITEMS_MAX) */
     uint32_t idempotency_ttl_seconds;
     uint32_t expiry_interval_ms; /* how often to look for due pendings when idle */
+    /* Signed audit checkpoints (docs/security/audit.md): the worker signs the trail's tail when
+     * audit_checkpoint_due says so. NULL signer: none. The signer stays the caller's and must
+     * outlive the worker. */
+    const struct audit_signer *audit_signer;
+    uint32_t audit_checkpoint_records;
+    uint32_t audit_checkpoint_interval_ms;
 };
 
 struct commit;

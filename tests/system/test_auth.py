@@ -9,6 +9,8 @@ import os
 import pathlib
 import re
 import signal
+import sqlite3
+import subprocess
 import time
 import uuid
 
@@ -254,6 +256,11 @@ def test_jwks_rotation_keeps_the_old_kid_until_it_is_removed(authed):
     assert srv.wait_log(lambda x: "kept the keys in use" in x.get("body", ""))
     assert call(srv, "GET", "/v1/accounts", bearer(new)).status == 200
     srv.assert_clean_stop()
+    # Each reload is an administrative action in the audit trail.
+    p = run_cli(["audit", "export"], env=srv.env)
+    reloads = [r for r in map(json.loads, p.stdout.splitlines()) if r["action"] == "keys.reload"]
+    assert {r["decision"] for r in reloads} == {"success", "failure"}, reloads
+    assert all(r["actor"] == "system" for r in reloads)
 
 
 def test_idempotency_keys_are_scoped_to_the_principal(authed):
@@ -322,3 +329,40 @@ def test_decisions_are_in_the_audit_trail(authed):
     metrics = srv.client().get("/metrics").body.decode()
     assert int(re.search(r"^ledgerd_audit_records_total (\d+)$", metrics, re.M).group(1)) >= 3
     srv.assert_clean_stop()
+
+
+def test_the_server_signs_checkpoints(authed, tmp_path):
+    key = tmp_path / "audit-signing.pem"
+    p = subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout
+    srv = authed.make({"LEDGERD_AUDIT_SIGNING_KEY_FILE": str(key),
+                       "LEDGERD_AUDIT_CHECKPOINT_RECORDS": "5",
+                       "LEDGERD_AUDIT_CHECKPOINT_INTERVAL_SECONDS": "3600"})
+    writer = authed.apikey("ledger:read,ledger:write", srv)
+    c = srv.client()
+    ledger = new_ledger()
+    for i in range(12):
+        r = c.post("/v1/accounts", {"ledger": ledger, "code": 1}, headers=bearer(writer))
+        assert r.status == 201, r
+    c.close()
+    # Every five records the commit worker signs the tail and logs the checkpoint.
+    line = srv.wait_log(lambda x: x.get("body") == "audit checkpoint")
+    assert line and re.fullmatch(r"[0-9a-f]{128}", line["signature"]), line
+    assert re.fullmatch(r"[0-9a-f]{16}", line["key_id"]) and line["audit_seq"] >= 5
+    srv.assert_clean_stop()  # and at stop it signs whatever is left
+    p = run_cli(["audit", "verify"], env=srv.env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m = re.search(r"(\d+) checkpoints verified \(last at seq (\d+)\), (\d+) records after",
+                  p.stdout)
+    assert m and int(m.group(1)) >= 3 and m.group(3) == "0", p.stdout
+    # A trail cut after a signed checkpoint no longer verifies.
+    db = pathlib.Path(srv.env["LEDGERD_DB"][len("sqlite://"):])
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER IF EXISTS audit_records_no_delete")
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
+                                    "tbl_name = 'audit_records'").fetchall():
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DELETE FROM audit_records WHERE seq = (SELECT max(seq) FROM audit_records)")
+    p = run_cli(["audit", "verify"], env=srv.env)
+    assert p.returncode == 1 and "FAILED" in p.stdout, p.stdout + p.stderr
