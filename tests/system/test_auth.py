@@ -366,3 +366,25 @@ def test_the_server_signs_checkpoints(authed, tmp_path):
         conn.execute("DELETE FROM audit_records WHERE seq = (SELECT max(seq) FROM audit_records)")
     p = run_cli(["audit", "verify"], env=srv.env)
     assert p.returncode == 1 and "FAILED" in p.stdout, p.stdout + p.stderr
+
+
+def test_no_credential_or_key_material_reaches_the_logs(authed, tmp_path):
+    srv, issuer = authed.srv, authed.issuer
+    key = authed.apikey("ledger:read")
+    token = issuer.token()
+    expired = issuer.token(exp_in=-600)
+    for headers in (bearer(key), bearer(token), bearer(expired), bearer(key[:-2] + "xx"),
+                    {"Authorization": "Basic c2VjcmV0OnBhc3N3b3Jk"}):
+        call(srv, "GET", "/v1/accounts", headers)
+    srv.signal(signal.SIGHUP)
+    assert srv.wait_log(lambda x: x.get("body", "").startswith("auth: keys reloaded"))
+    p = run_cli(["config", "print"], env=srv.env)
+    srv.assert_clean_stop()
+    hash_key = pathlib.Path(authed.env["LEDGERD_APIKEY_HASH_KEY_FILE"]).read_text().strip()
+    secret = key.split("_", 2)[2]
+    text = srv.stdout_text() + srv.stderr_text() + p.stdout + p.stderr
+    for s in (secret, token.split(".")[2], expired.split(".")[2], hash_key,
+              "c2VjcmV0OnBhc3N3b3Jk"):
+        assert s not in text, f"a secret reached the logs or config print: {s[:8]}..."
+    # The principal is logged (the key id is not a secret), the credential is not.
+    assert f"apikey:{key.split('_')[1]}" in srv.stdout_text()
