@@ -190,5 +190,6 @@ enum http_outcome http_handle_account_transfers(struct http_request *req);
 enum http_outcome http_handle_transfer_create(struct http_request *req);
 enum http_outcome http_handle_transfer_batch(struct http_request *req);
 enum http_outcome http_handle_transfer_get(struct http_request *req);
+enum http_outcome http_handle_audit_list(struct http_request *req);
 
 #endif

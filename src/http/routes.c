@@ -1,7 +1,8 @@
 /*
  * routes.c — the route table (data: method, template, handler, scope, body limit) and the
  * handlers behind it: probes, account and transfer creation (validated here, committed by the
- * commit worker), and reads (answered on the I/O thread from the store's read connections).
+ * commit worker), and reads (answered on the I/O thread from the store's read connections):
+ * accounts, transfers, their lists and the pages of the audit trail.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "core/assert.h"
 #include "core/clock.h"
 #include "core/ids.h"
+#include "core/sha256.h"
 #include "http/http_internal.h"
 #include "ledger/render.h"
 #include "obs/log.h"
@@ -35,6 +37,7 @@ const struct http_route http_routes[] = {
      true},
     {HTTP_GET, "/v1/transfers/{id}", http_handle_transfer_get, "ledger:read", HTTP_BODY_NONE,
      false},
+    {HTTP_GET, "/v1/audit", http_handle_audit_list, "audit:read", HTTP_BODY_NONE, false},
 };
 const size_t http_routes_count = sizeof(http_routes) / sizeof(http_routes[0]);
 
@@ -474,15 +477,48 @@ static int http_account_exists_row(void *ctx, const struct ledger_account *a)
     return 0;
 }
 
+/* Reads ?limit=&cursor= (and ?ledger= where allowed) into q. Returns false after answering 400
+ * with the first problem found. */
+static bool http_list_query_read(struct http_request *req, struct http_list_query *q,
+                                 bool ledger_allowed)
+{
+    memset(q, 0, sizeof(*q));
+    q->ledger_allowed = ledger_allowed;
+    q->limit = LIMIT_LIST_DEFAULT;
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, http_list_arg, q);
+    if (q->error_code != NULL) {
+        http_problem(req, 400, q->error_code, q->error_detail, NULL, 0, NULL);
+        return false;
+    }
+    ASSERT(q->limit >= 1 && q->limit <= LIMIT_LIST_MAX);
+    return true;
+}
+
+/* Closes a page whose rows follow "{\"data\":[" in req->resp: the next cursor (null on the last
+ * page), then the 200, or a 500 when the page did not fit the response. */
+static enum http_outcome http_list_done(struct http_request *req, const struct store_page *page)
+{
+    int rc;
+    if (page->more_out) {
+        char cursor[HTTP_CURSOR_LEN + 1];
+        http_cursor_format(page->last_seq_out, cursor);
+        rc = buf_appendf(&req->resp, "],\"next_cursor\":\"%s\"}", cursor);
+    } else {
+        rc = buf_append_str(&req->resp, "],\"next_cursor\":null}");
+    }
+    if (rc != 0) {
+        http_problem(req, 500, "internal_error", "the page did not fit the response", NULL, 0,
+                     NULL);
+        return HTTP_REPLIED;
+    }
+    http_reply_json(req, 200);
+    return HTTP_REPLIED;
+}
+
 static enum http_outcome http_list(struct http_request *req, bool accounts)
 {
     struct http_list_query q;
-    memset(&q, 0, sizeof(q));
-    q.ledger_allowed = accounts;
-    q.limit = LIMIT_LIST_DEFAULT;
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, http_list_arg, &q);
-    if (q.error_code != NULL) {
-        http_problem(req, 400, q.error_code, q.error_detail, NULL, 0, NULL);
+    if (!http_list_query_read(req, &q, accounts)) {
         return HTTP_REPLIED;
     }
     struct http_server *srv = req->server;
@@ -508,20 +544,7 @@ static enum http_outcome http_list(struct http_request *req, bool accounts)
     if (rc != 0) {
         return http_storage_failed(req);
     }
-    if (page.more_out) {
-        char cursor[HTTP_CURSOR_LEN + 1];
-        http_cursor_format(page.last_seq_out, cursor);
-        rc = buf_appendf(&req->resp, "],\"next_cursor\":\"%s\"}", cursor);
-    } else {
-        rc = buf_append_str(&req->resp, "],\"next_cursor\":null}");
-    }
-    if (rc != 0) {
-        http_problem(req, 500, "internal_error", "the page did not fit the response", NULL, 0,
-                     NULL);
-        return HTTP_REPLIED;
-    }
-    http_reply_json(req, 200);
-    return HTTP_REPLIED;
+    return http_list_done(req, &page);
 }
 
 enum http_outcome http_handle_accounts_list(struct http_request *req)
@@ -532,6 +555,96 @@ enum http_outcome http_handle_accounts_list(struct http_request *req)
 enum http_outcome http_handle_account_transfers(struct http_request *req)
 {
     return http_list(req, false);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The audit trail (docs/security/audit.md), read-only
+ * ------------------------------------------------------------------------------------- */
+
+/* One record as the API's AuditRecord: the fields of `ledgerd audit export`, under the same
+ * names and in the same order; empty text fields as "" (every member is always present, as in
+ * the hashed encoding); hashes as 64 lower-case hex digits. A record that runs out of room
+ * leaves the buffer as it found it. */
+static int http_render_audit_record(struct buf *out, const struct audit_record *r)
+{
+    ASSERT(r->seq >= 1);
+    const size_t start = out->len;
+    const struct {
+        const char *name;
+        const char *value;
+    } text[] = {
+        {"actor", r->actor},       {"action", r->action}, {"resource", r->resource},
+        {"decision", r->decision}, {"reason", r->reason}, {"request_id", r->request_id},
+        {"trace_id", r->trace_id}, {"source", r->source},
+    };
+    char time_text[CLOCK_RFC3339_MS_LEN + 1];
+    size_t time_len = clock_format_rfc3339_ms(r->time_unix_ms, time_text);
+    ASSERT(time_len <= CLOCK_RFC3339_MS_LEN);
+    char prev_hex[2 * AUDIT_HASH_BYTES + 1];
+    char hash_hex[2 * AUDIT_HASH_BYTES + 1];
+    sha256_hex(r->prev_hash, prev_hex);
+    sha256_hex(r->hash, hash_hex);
+
+    int rc = buf_appendf(out, "{\"seq\":%llu,\"time\":\"%s\",\"time_unix_ms\":%lld",
+                         (unsigned long long)r->seq, time_text, (long long)r->time_unix_ms);
+    for (size_t i = 0; i < sizeof(text) / sizeof(text[0]) && rc == 0; i++) {
+        rc = buf_appendf(out, ",\"%s\":", text[i].name);
+        if (rc == 0) {
+            rc = buf_append_json_str(out, text[i].value, strlen(text[i].value));
+        }
+    }
+    if (rc == 0) {
+        rc = buf_appendf(out, ",\"prev_hash\":\"%s\",\"hash\":\"%s\"}", prev_hex, hash_hex);
+    }
+    if (rc != 0) {
+        out->len = start;
+        if (out->data != NULL) {
+            out->data[start] = '\0';
+        }
+    }
+    return rc;
+}
+
+struct http_audit_render {
+    struct http_request *req;
+    size_t rows;
+    uint64_t last_seq; /* the seq of the row before, to prove the page is in seq order */
+};
+
+static int http_list_row_audit(void *ctx, const struct audit_record *r)
+{
+    struct http_audit_render *ar = ctx;
+    ASSERT(r->seq > ar->last_seq);
+    ar->last_seq = r->seq;
+    if (ar->rows++ > 0 && buf_append_char(&ar->req->resp, ',') != 0) {
+        return -ENOSPC;
+    }
+    return http_render_audit_record(&ar->req->resp, r);
+}
+
+/* GET /v1/audit: the trail in seq order, a page at a time, with the lists' limit and cursor
+ * (the cursor carries the last seq given). Read on this thread's read connection: the records
+ * the commit worker appended and committed are there. */
+enum http_outcome http_handle_audit_list(struct http_request *req)
+{
+    struct http_list_query q;
+    if (!http_list_query_read(req, &q, false)) {
+        return HTTP_REPLIED;
+    }
+    struct store_page page = {.after_seq = q.after_seq, .limit = q.limit};
+    struct http_audit_render ar = {req, 0, q.after_seq};
+    buf_append_str(&req->resp, "{\"data\":[");
+    int rc = store_audit_records(req->server->store, &page, http_list_row_audit, &ar);
+    if (rc == -ENOSPC) {
+        http_problem(req, 500, "internal_error", "the page did not fit the response", NULL, 0,
+                     NULL);
+        return HTTP_REPLIED;
+    }
+    if (rc != 0) {
+        return http_storage_failed(req);
+    }
+    ASSERT(ar.rows <= q.limit);
+    return http_list_done(req, &page);
 }
 
 /* GET /ops/dashboard: the self-contained live dashboard page (src/ops/dashboard.html), which

@@ -3,8 +3,9 @@
 The OpenAPI document is the contract clients are generated from, so it is checked against the
 sources of truth inside the repository: the route table and its scope column (src/http), the
 ledger's result codes (src/ledger/ledger.h), the limits (src/core/limits.h), the scopes and
-refusal reasons of authentication (src/auth), the open route groups (src/core/config.c) and the
-code tables of docs/api/conventions.md. Run: python3 -m pytest tests/docs
+refusal reasons of authentication (src/auth), the open route groups (src/core/config.c), the
+audit record (docs/security/audit.md, `ledgerd audit export`) and the code tables of
+docs/api/conventions.md. Run: python3 -m pytest tests/docs
 """
 
 import re
@@ -22,6 +23,8 @@ HTTP_DIR = ROOT / "src" / "http"
 SCOPE_H = ROOT / "src" / "auth" / "scope.h"
 AUTH_C = ROOT / "src" / "auth" / "auth.c"
 CONFIG_C = ROOT / "src" / "core" / "config.c"
+AUDIT_MD = ROOT / "docs" / "security" / "audit.md"
+AUDIT_CLI_C = ROOT / "src" / "cli" / "audit.c"
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -35,6 +38,7 @@ CONTRACT_OPERATIONS = {
     ("POST", "/v1/transfers"),
     ("GET", "/v1/transfers/{id}"),
     ("POST", "/v1/transfers/batch"),
+    ("GET", "/v1/audit"),
     ("GET", "/livez"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -418,6 +422,7 @@ def test_limits_match_limits_h(doc):
     assert p["Limit"]["schema"]["maximum"] == c_define("LIMIT_LIST_MAX")
     assert p["Limit"]["schema"]["default"] == c_define("LIMIT_LIST_DEFAULT")
     assert s["AccountPage"]["properties"]["data"]["maxItems"] == c_define("LIMIT_LIST_MAX")
+    assert s["AuditPage"]["properties"]["data"]["maxItems"] == c_define("LIMIT_LIST_MAX")
     assert p["IdempotencyKey"]["schema"]["maxLength"] == c_define("LIMIT_IDEMPOTENCY_KEY_LEN_MAX")
     assert p["Tracestate"]["schema"]["maxLength"] == c_define("LIMIT_TRACESTATE_LEN_MAX")
     request_id = doc["components"]["parameters"]["XRequestId"]["schema"]["pattern"]
@@ -576,7 +581,7 @@ def test_secured_operations_document_401_403_429(doc):
         if requires_credential(op):
             auth_response_checks(doc, f"{method} {path}", op, ("401", "403", "429"))
             secured += 1
-    assert secured == 7
+    assert secured == 8
 
 
 def test_open_routes_document_what_they_answer_when_closed(doc):
@@ -651,3 +656,65 @@ def test_auth_refusals_are_not_stored_with_idempotency_keys(doc):
     description = doc["components"]["parameters"]["IdempotencyKey"]["description"]
     assert "authenticated principal" in description
     assert re.search(r"401, 403, 413, 415, 429", description)
+
+
+# --- the audit trail -----------------------------------------------------------------------
+
+
+def audit_md_fields():
+    """The record's fields from the first table of docs/security/audit.md."""
+    section = AUDIT_MD.read_text(encoding="utf-8").split("## The record", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([a-z_]+)` +\|", section, re.M)
+
+
+def test_audit_record_has_the_fields_of_the_trail(doc):
+    record = doc["components"]["schemas"]["AuditRecord"]
+    props = list(record["properties"])
+    assert set(record["required"]) == set(props)
+    assert record["additionalProperties"] is False
+    fields = audit_md_fields()
+    assert "seq" in fields and "hash" in fields, fields
+    # Every stored field, plus `time`: the same instant as the API writes times.
+    assert props == fields[:1] + ["time"] + fields[1:], props
+    if AUDIT_CLI_C.exists():
+        # The same names, in the same order, as `ledgerd audit export`.
+        exported = re.findall(r'json_set\(obj, "([a-z_]+)"', AUDIT_CLI_C.read_text("utf-8"))
+        assert exported == props, exported
+
+
+def test_audit_record_limits_match_limits_h(doc):
+    p = doc["components"]["schemas"]["AuditRecord"]["properties"]
+    for name, define in (("actor", "LIMIT_AUDIT_ACTOR_LEN_MAX"),
+                         ("action", "LIMIT_AUDIT_ACTION_LEN_MAX"),
+                         ("resource", "LIMIT_AUDIT_RESOURCE_LEN_MAX"),
+                         ("reason", "LIMIT_AUDIT_REASON_LEN_MAX"),
+                         ("source", "LIMIT_AUDIT_SOURCE_LEN_MAX")):
+        assert p[name]["maxLength"] == c_define(define), name
+    assert "{1,%d}" % c_define("LIMIT_REQUEST_ID_LEN_MAX") in p["request_id"]["pattern"]
+    assert "{%d}" % c_define("LIMIT_AUDIT_TRACE_ID_LEN") in p["trace_id"]["pattern"]
+    assert p["seq"]["maximum"] == p["time_unix_ms"]["maximum"] == 2**53 - 1
+    assert p["time"]["pattern"] == doc["components"]["schemas"]["Timestamp"]["pattern"]
+
+
+@pytest.mark.parametrize("field,value,ok", [
+    ("action", "authz.deny", True), ("action", "Authz.deny", False), ("action", "a..b", False),
+    ("request_id", "", True), ("request_id", "req-01", True), ("request_id", "a b", False),
+    ("trace_id", "", True), ("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736", True),
+    ("trace_id", "4BF92F3577B34DA6A3CE929D0E0E4736", False),
+    ("hash", "0" * 64, True), ("hash", "0" * 63, False), ("prev_hash", "A" * 64, False),
+])
+def test_audit_record_patterns(doc, field, value, ok):
+    pattern = doc["components"]["schemas"]["AuditRecord"]["properties"][field]["pattern"]
+    assert bool(re.search(pattern, value)) is ok
+
+
+def test_audit_list_needs_audit_read_and_is_documented(doc):
+    op = doc["paths"]["/v1/audit"]["get"]
+    assert op["security"] == [{"bearerAuth": ["audit:read"]}]
+    assert resolve(doc, op["responses"]["200"])["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/AuditPage"}
+    codes_400 = problem_codes_of(doc, resolve(doc, op["responses"]["400"]))
+    assert {"limit_invalid", "cursor_invalid", "unknown_parameter"} <= codes_400
+    text = CONVENTIONS.read_text(encoding="utf-8")
+    lists = text.split("## Lists", 1)[1].split("\n## ", 1)[0]
+    assert "`GET /v1/audit`" in lists and "`audit:read`" in lists

@@ -1,6 +1,6 @@
 /*
- * test_routes.c — the route table: every route declares a known scope, no two rows collide,
- * and paths match the most specific template.
+ * test_routes.c — the route table: every route declares a known scope (the audit trail its
+ * own), no two rows collide, and paths match the most specific template.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,7 +31,11 @@ static void test_every_route_declares_a_known_scope(void **state)
             fail_msg("route %s has unknown scope '%s'", r->template, r->scope);
         }
         assert_non_null(r->handler);
-        /* Only probes may be public, and state changes need the write scope. */
+        /* Only probes may be public, the audit trail needs its own scope, and state changes
+         * need the write scope. */
+        if (strncmp(r->template, "/v1/audit", 9) == 0) {
+            assert_string_equal(r->scope, "audit:read");
+        }
         if (strcmp(r->scope, "public") == 0) {
             assert_true(strncmp(r->template, "/v1/", 4) != 0);
         }
@@ -108,6 +112,29 @@ static void test_matching(void **state)
         req = match(HTTP_GET, not_found[i]);
         if (req->route != NULL || req->allow != 0) {
             fail_msg("path '%s' should match nothing", not_found[i]);
+        }
+        free(req);
+    }
+
+    /* The audit trail is one list, read-only, behind its own scope. */
+    req = match(HTTP_GET, "/v1/audit");
+    assert_non_null(req->route);
+    assert_string_equal(req->route->template, "/v1/audit");
+    assert_string_equal(req->route->scope, "audit:read");
+    assert_int_equal(req->route->body, HTTP_BODY_NONE);
+    assert_false(req->route->changes_state);
+    free(req);
+
+    req = match(HTTP_POST, "/v1/audit");
+    assert_null(req->route);
+    assert_int_equal(req->allow, HTTP_GET);
+    free(req);
+
+    const char *audit_not_found[] = {"/v1/audit/", "/v1/audit/1", "/v1/audits", "/v1/Audit"};
+    for (size_t i = 0; i < sizeof(audit_not_found) / sizeof(audit_not_found[0]); i++) {
+        req = match(HTTP_GET, audit_not_found[i]);
+        if (req->route != NULL || req->allow != 0) {
+            fail_msg("path '%s' should match nothing", audit_not_found[i]);
         }
         free(req);
     }
