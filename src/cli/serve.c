@@ -88,21 +88,28 @@ static int serve_audit_signer(const struct config *cfg, struct audit_signer **ou
     return rc;
 }
 
-/* Records a reload of the key material in the audit trail (an administrative action). */
-static void serve_audit_reload(void *ctx, bool ok, const char *why)
+/* Records an administrative action of the server itself (actor "system") in the audit trail. */
+static void serve_audit_system(struct commit *commit, const char *action, const char *resource,
+                               bool ok, const char *why)
 {
-    struct commit *commit = ctx;
     struct audit_record r;
     memset(&r, 0, sizeof(r));
     r.time_unix_ms = clock_unix_ms();
-    static const char resource[] = "LEDGERD_JWKS_FILE LEDGERD_APIKEY_HASH_KEY_FILE";
-    (void)audit_record_set(&r, AUDIT_FIELD_ACTOR, "system", 6);
-    (void)audit_record_set(&r, AUDIT_FIELD_ACTION, "keys.reload", 11);
-    (void)audit_record_set(&r, AUDIT_FIELD_RESOURCE, resource, sizeof(resource) - 1);
     const char *decision = ok ? "success" : "failure";
-    (void)audit_record_set(&r, AUDIT_FIELD_DECISION, decision, strlen(decision));
-    (void)audit_record_set(&r, AUDIT_FIELD_REASON, why, strlen(why));
+    const char *fields[] = {"system", action, resource, decision, why};
+    const enum audit_field names[] = {AUDIT_FIELD_ACTOR, AUDIT_FIELD_ACTION, AUDIT_FIELD_RESOURCE,
+                                      AUDIT_FIELD_DECISION, AUDIT_FIELD_REASON};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        (void)audit_record_set(&r, names[i], fields[i], strlen(fields[i]));
+    }
     (void)commit_audit_note(commit, &r);
+}
+
+/* A reload of the key material (auth_on_reload). */
+static void serve_audit_reload(void *ctx, bool ok, const char *why)
+{
+    serve_audit_system(ctx, "keys.reload", "LEDGERD_JWKS_FILE LEDGERD_APIKEY_HASH_KEY_FILE", ok,
+                       why);
 }
 
 static void serve_usage(FILE *out)
@@ -281,6 +288,10 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
             break;
         }
         log_signal(sig);
+        serve_audit_system(commit, "config.reload", "log level", true,
+                           sig == SIGHUP    ? "SIGHUP: LEDGERD_LOG_LEVEL_FILE read again"
+                           : sig == SIGUSR1 ? "SIGUSR1: one level more verbose"
+                                            : "SIGUSR2: one level less verbose");
         if (sig == SIGHUP && auth != NULL) {
             (void)auth_reload(auth, "SIGHUP");
         }

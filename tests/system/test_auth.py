@@ -261,6 +261,8 @@ def test_jwks_rotation_keeps_the_old_kid_until_it_is_removed(authed):
     reloads = [r for r in map(json.loads, p.stdout.splitlines()) if r["action"] == "keys.reload"]
     assert {r["decision"] for r in reloads} == {"success", "failure"}, reloads
     assert all(r["actor"] == "system" for r in reloads)
+    levels = [r for r in map(json.loads, p.stdout.splitlines()) if r["action"] == "config.reload"]
+    assert len(levels) == 2 and all(r["reason"].startswith("SIGHUP") for r in levels), levels
 
 
 def test_idempotency_keys_are_scoped_to_the_principal(authed):
