@@ -10,7 +10,7 @@ PYTEST ?= /usr/bin/python3 -m pytest -q -p no:cacheprovider
 C_SOURCES = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all build run test test-unit test-system test-asan fuzz lint fmt fmt-check clean deps deps-test \
-        bench bench-quick bench-soak bench-obs
+        bench bench-quick bench-soak bench-obs bench-auth
 
 all: build
 
@@ -74,6 +74,10 @@ bench-soak:
 # Access logs and 100 % tracing off vs on, same binary, interleaved: cost <= 10 % (bench/README.md).
 bench-obs:
 	@bash bench/obs.sh full
+
+# Authentication off vs API key vs JWT, same binary, interleaved: the cost per request (bench/README.md).
+bench-auth:
+	@bash bench/auth.sh full
 
 fmt:
 	@clang-format -i $(C_SOURCES)

@@ -122,13 +122,33 @@ raise_nofile() {
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }
 
+# bench_mode SCRIPT MODE: the two modes of the A/B benchmarks (obs.sh, auth.sh): quick, 1 round
+# of 3 s for trying a change; full, 3 rounds of 10 s. Sets MODE, ROUNDS, DURATION (seconds per wrk
+# run) and WARMUP; BENCH_ROUNDS and BENCH_DURATION override. Any other mode exits 2.
+bench_mode() {
+    MODE=$2
+    case "$MODE" in
+    quick) ROUNDS=1 DURATION=3 WARMUP=1 ;;
+    full) ROUNDS=3 DURATION=10 WARMUP=2 ;;
+    *)
+        echo "usage: bash bench/$1 [quick|full]" >&2
+        exit 2
+        ;;
+    esac
+    ROUNDS=${BENCH_ROUNDS:-$ROUNDS}
+    DURATION=${BENCH_DURATION:-$DURATION}
+}
+
 # ===== ledgerd =====
 # start_ledgerd NAME DBFILE [VAR=value ...]: starts `ledgerd serve` on core 0, on a free port
 # (read from the listening socket of that pid), and waits for /livez. Sets SERVER_PID, URL.
+# Without credentials (LEDGERD_AUTH=off, in the dev environment) unless the VAR=value pairs say
+# otherwise: the benchmarks measure the ledger; bench/auth.sh measures authentication.
 start_ledgerd() {
     local name=$1 db=$2 port=""
     shift 2
-    env LEDGERD_DB="sqlite://$db" LEDGERD_LISTEN=127.0.0.1:0 LEDGERD_LOG_LEVEL=warn "$@" \
+    env LEDGERD_DB="sqlite://$db" LEDGERD_LISTEN=127.0.0.1:0 LEDGERD_LOG_LEVEL=warn \
+        LEDGERD_ENV=dev LEDGERD_AUTH=off "$@" \
         taskset -c "$SERVER_CPU" "$LEDGERD" serve >"$WORK/$name.log" 2>&1 &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")

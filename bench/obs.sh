@@ -23,22 +23,6 @@
 # RESULTS.md.
 set -euo pipefail
 
-MODE=${1:-quick}
-case "$MODE" in
-quick)
-    ROUNDS=1 DURATION=3 WARMUP=1
-    ;;
-full)
-    ROUNDS=3 DURATION=10 WARMUP=2
-    ;;
-*)
-    echo "usage: bash bench/obs.sh [quick|full]" >&2
-    exit 2
-    ;;
-esac
-ROUNDS=${BENCH_ROUNDS:-$ROUNDS}
-DURATION=${BENCH_DURATION:-$DURATION}
-
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 ACCOUNTS=10000
@@ -60,6 +44,7 @@ LOG_TAG=obs
 WRK_CPU=1 # run_wrk also reports wrk's own CPU (wrk_cpu)
 # shellcheck source-path=SCRIPTDIR/.. source=bench/lib.sh
 . "$BENCH_DIR/lib.sh"
+bench_mode "obs.sh" "${1:-quick}" # sets MODE, ROUNDS, DURATION, WARMUP
 
 # ===== helpers of this benchmark alone (the shared ones are in lib.sh) =====
 # record WORKLOAD METRIC ROUND VALUE: one measurement for the table.

@@ -2,11 +2,13 @@
 -- Idempotency-Key, between two random distinct accounts among acc00001 ... acc<N>, amount "1".
 -- Counts answers by status, and appends the id of every 2xx (acknowledged) transfer to
 -- IDS_PREFIX-<thread>.ids, so bench/run.sh can check that each one is in the database.
--- Arguments (after --): TAG N IDS_PREFIX. TAG makes ids unique across runs.
+-- Arguments (after --): TAG N IDS_PREFIX [AUTHORIZATION]. TAG makes ids unique across runs;
+-- AUTHORIZATION, when given, is the value of an Authorization header sent with every request
+-- (bench/auth.sh: "Bearer <token>").
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local report = dofile(dir .. "report.lua")
 
-local tag, accounts, ids = "t", 10000, nil
+local tag, accounts, ids, authorization = "t", 10000, nil, nil
 local n = 0
 acked, rejected_503, other = 0, 0, 0
 
@@ -19,6 +21,9 @@ function init(args)
    accounts = tonumber(args[2]) or accounts
    if args[3] then
       ids = io.open(string.format("%s-%d.ids", args[3], tid or 1), "w")
+   end
+   if args[4] and args[4] ~= "" then
+      authorization = args[4]
    end
    math.randomseed(os.time() * 100 + (tid or 0))
 end
@@ -33,8 +38,11 @@ function request()
    end
    local body = string.format('{"id":"%s","debit_account_id":"acc%05d",' ..
       '"credit_account_id":"acc%05d","amount":"1","ledger":"USD","code":1}', id, debit, credit)
-   return wrk.format("POST", "/v1/transfers",
-      {["Content-Type"] = "application/json", ["Idempotency-Key"] = "k-" .. id}, body)
+   local headers = {["Content-Type"] = "application/json", ["Idempotency-Key"] = "k-" .. id}
+   if authorization then
+      headers["Authorization"] = authorization
+   end
+   return wrk.format("POST", "/v1/transfers", headers, body)
 end
 
 function response(status, headers, body)
