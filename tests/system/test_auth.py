@@ -390,3 +390,22 @@ def test_no_credential_or_key_material_reaches_the_logs(authed, tmp_path):
         assert s not in text, f"a secret reached the logs or config print: {s[:8]}..."
     # The principal is logged (the key id is not a secret), the credential is not.
     assert f"apikey:{key.split('_')[1]}" in srv.stdout_text()
+
+
+def test_a_subject_the_trail_cannot_hold_never_fails_a_batch(authed):
+    srv, issuer = authed.srv, authed.issuer
+    odd = issuer.token(sub="svc\u0085next")  # a C1 control character: valid JSON, valid JWT
+    plain = authed.apikey("ledger:read,ledger:write")
+    c = srv.client()
+    ledger = new_ledger()
+    r1 = c.post("/v1/accounts", {"ledger": ledger, "code": 1},
+                headers={**bearer(odd), "X-Request-Id": "odd-subject-1"})
+    r2 = c.post("/v1/accounts", {"ledger": ledger, "code": 1},
+                headers={**bearer(plain), "X-Request-Id": "plain-subject-1"})
+    c.close()
+    assert r1.status == 201 and r2.status == 201, (r1, r2)
+    p = run_cli(["audit", "export"], env=srv.env)
+    recs = {r["request_id"]: r for r in map(json.loads, p.stdout.splitlines())}
+    assert re.fullmatch(r"name#[0-9a-f]{64}", recs["odd-subject-1"]["actor"])
+    assert recs["plain-subject-1"]["actor"].startswith("apikey:")
+    assert run_cli(["audit", "verify"], env=srv.env).returncode == 0
