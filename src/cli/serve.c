@@ -258,6 +258,11 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     }
     if (auth != NULL) {
         auth_on_reload(auth, serve_audit_reload, commit);
+        if (cfg->jwks_file[0] == '\0' && cfg->apikey_hash_key_file[0] == '\0') {
+            log_msgf(CONFIG_LOG_WARN, NULL,
+                     "no credential can be checked: every /v1 request will be refused (set "
+                     "LEDGERD_APIKEY_HASH_KEY_FILE or LEDGERD_JWKS_FILE)");
+        }
     }
     if (!cfg->auth_required) {
         log_msgf(CONFIG_LOG_WARN, NULL,
