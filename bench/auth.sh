@@ -51,21 +51,6 @@ WRK_CPU=1 # run_wrk also reports wrk's own CPU (wrk_cpu)
 bench_mode "auth.sh" "${1:-quick}" # sets MODE, ROUNDS, DURATION, WARMUP
 
 # ===== helpers of this benchmark alone (the shared ones are in lib.sh) =====
-# record WORKLOAD METRIC ROUND VALUE: one measurement for the table.
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$WORK/results.tsv"; }
-
-fresh_db() { # NAME -> path of a fresh copy of the pristine database
-    cp "$WORK/pristine.db" "$WORK/$1.db"
-    echo "$WORK/$1.db"
-}
-
-# Flushes dirty pages of earlier runs (and deleted databases) so they do not land on the next
-# measurement's fsyncs.
-quiesce() {
-    sync
-    sleep 0.2
-}
-
 # The JWTs are minted with python3-cryptography (Ed25519), as tests/system/test_auth.py does.
 ensure_py_cryptography() {
     "$PY" -c 'import cryptography' 2>/dev/null && return 0
@@ -304,8 +289,11 @@ PERF_OUT=""
 # ===== the table =====
 actors() { cat "$WORK/$1.actors" 2>/dev/null || echo "-"; }
 TABLE=$(
-    "$PY" - "$WORK/results.tsv" "$(actors off)" "$(actors apikey)" "$(actors jwt)" <<'EOF'
+    BENCH_DIR="$BENCH_DIR" "$PY" - "$WORK/results.tsv" "$(actors off)" "$(actors apikey)" "$(actors jwt)" <<'EOF'
 import statistics, sys
+import os, sys
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from table import met, num, spread, times  # noqa: E402
 from collections import defaultdict
 CFGS = ("off", "apikey", "jwt")
 v = defaultdict(dict)  # (workload, metric) -> {round: value}
@@ -333,20 +321,8 @@ def diff(w, c, m):
     a, b = v[(w, c + "_" + m)], v[(w, "off_" + m)]
     ds = [a[r] - b[r] for r in sorted(a) if r in b]
     return statistics.median(ds) if ds else None
-def num(x, unit=""):
-    if x is None:
-        return "—"
-    if abs(x) >= 100:
-        return f"{x:,.0f}{unit}"
-    return f"{x:.2f}{unit}"
 def cell(w, m, unit=""):
-    # the median, and the range over rounds when there was more than one
-    xs = rounds(w, m)
-    if not xs:
-        return "—"
-    if len(xs) == 1:
-        return num(xs[0], unit)
-    return f"{num(statistics.median(xs), unit)} ({num(min(xs))}–{num(max(xs))})"
+    return spread(rounds(w, m), unit)
 def pct(x):
     return "—" if x is None else f"{100 * x:.1f}%"
 def count(x):

@@ -176,6 +176,22 @@ rss_mib() { # pid -> VmRSS in MiB, one decimal
     rss_kib "$1" | awk '{printf "%.1f", $1 / 1024}'
 }
 
+# ===== shared by the benchmarks' own scenarios =====
+# record SCENARIO METRIC ROUND VALUE: one measurement for the table ($WORK/results.tsv).
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$WORK/results.tsv"; }
+
+fresh_db() { # NAME -> path of a fresh copy of the pristine database ($WORK/pristine.db)
+    cp "$WORK/pristine.db" "$WORK/$1.db"
+    echo "$WORK/$1.db"
+}
+
+# Flushes dirty pages of earlier runs (deleted databases and logs included) so they do not land
+# on the next measurement's fsyncs.
+quiesce() {
+    sync
+    sleep 0.2
+}
+
 # ===== wrk =====
 cpu_ticks() { # cpuN -> "busy total"
     awk -v c="$1" '$1 == c {b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6; print b, t}' /proc/stat

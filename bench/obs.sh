@@ -47,21 +47,6 @@ WRK_CPU=1 # run_wrk also reports wrk's own CPU (wrk_cpu)
 bench_mode "obs.sh" "${1:-quick}" # sets MODE, ROUNDS, DURATION, WARMUP
 
 # ===== helpers of this benchmark alone (the shared ones are in lib.sh) =====
-# record WORKLOAD METRIC ROUND VALUE: one measurement for the table.
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$WORK/results.tsv"; }
-
-fresh_db() { # NAME -> path of a fresh copy of the pristine database
-    cp "$WORK/pristine.db" "$WORK/$1.db"
-    echo "$WORK/$1.db"
-}
-
-# Flushes dirty pages of earlier runs (and deleted databases and logs) so they do not land on
-# the next measurement's fsyncs.
-quiesce() {
-    sync
-    sleep 0.2
-}
-
 # The OTLP/HTTP receiver (JSON encoding): answers 200 {} to every POST /v1/traces on keep-alive
 # HTTP/1.1 connections and counts export requests, body bytes and spans; GET /stats answers
 # "requests bytes spans". Spans are counted without parsing, as occurrences of a key that
@@ -304,8 +289,11 @@ stop_pid "$RECEIVER_PID" TERM
 
 # ===== the table =====
 TABLE=$(
-    "$PY" - "$WORK/results.tsv" <<'EOF'
+    BENCH_DIR="$BENCH_DIR" "$PY" - "$WORK/results.tsv" <<'EOF'
 import statistics, sys
+import os, sys
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from table import met, num, spread, times  # noqa: E402
 from collections import defaultdict
 v = defaultdict(list)  # (workload, metric) -> [(round, value)]
 for line in open(sys.argv[1]):
@@ -334,26 +322,10 @@ def pctile(xs, p):
         return None
     xs = sorted(xs)
     return xs[max(0, min(len(xs) - 1, -(-len(xs) * p // 100) - 1))]
-def num(x, unit=""):
-    if x is None:
-        return "—"
-    if abs(x) >= 100:
-        return f"{x:,.0f}{unit}"
-    return f"{x:.2f}{unit}"
 def cell(w, m, unit=""):
-    # the median, and the range over rounds when there was more than one
-    xs = rounds(w, m)
-    if not xs:
-        return "—"
-    if len(xs) == 1:
-        return num(xs[0], unit)
-    return f"{num(statistics.median(xs), unit)} ({num(min(xs))}–{num(max(xs))})"
+    return spread(rounds(w, m), unit)
 def pct(x):
     return "—" if x is None else f"{100 * x:.1f}%"
-def times(x):
-    return "—" if x is None else f"{x:.2f}×"
-def met(ok):
-    return "—" if ok is None else ("yes" if ok else "**no**")
 rows = []
 def row(name, off, on, rat, target, ok):
     rows.append(f"| {name} | {off} | {on} | {rat} | {target} | {met(ok)} |")

@@ -74,26 +74,11 @@ start_rss_sampler() {
 }
 max_rss_mib() { sort -n "$1" | tail -1 | awk '{printf "%.1f", $1 / 1024}'; }
 
-# Flushes dirty pages of earlier runs (and deleted databases) so they do not land on the next
-# measurement's fsyncs.
-quiesce() {
-    sync
-    sleep 0.2
-}
-
-# record SCENARIO METRIC ROUND VALUE: one measurement for the table.
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$WORK/results.tsv"; }
-
 record_cpu() { # SCENARIO PREFIX ROUND RUNNAME
     local k
     for k in core0_busy core1_busy server_cpu wrk_cpu; do
         record "$1" "$2$k" "$3" "$(field "$4" "$k")"
     done
-}
-
-fresh_db() { # NAME -> path of a fresh copy of the pristine database
-    cp "$WORK/pristine.db" "$WORK/$1.db"
-    echo "$WORK/$1.db"
 }
 
 start_nginx() {
@@ -318,8 +303,11 @@ fi
 
 # ===== the table =====
 TABLE=$(
-    "$PY" - "$WORK/results.tsv" <<'EOF'
+    BENCH_DIR="$BENCH_DIR" "$PY" - "$WORK/results.tsv" <<'EOF'
 import statistics, sys
+import os, sys
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from table import met, num, spread, times  # noqa: E402
 from collections import defaultdict
 v = defaultdict(list)
 for line in open(sys.argv[1]):
@@ -336,26 +324,10 @@ def ratio(s1, m1, s2, m2):
     a, b = rounds(s1, m1), rounds(s2, m2)
     rs = [x / y for x, y in zip(a, b) if y]
     return statistics.median(rs) if rs else None
-def num(x, unit=""):
-    if x is None:
-        return "—"
-    if abs(x) >= 100:
-        return f"{x:,.0f}{unit}"
-    return f"{x:.2f}{unit}"
 def cell(s, m, unit=""):
-    # the median, and the range over rounds when there was more than one
-    xs = rounds(s, m)
-    if not xs:
-        return "—"
-    if len(xs) == 1:
-        return num(xs[0], unit)
-    return f"{num(statistics.median(xs), unit)} ({num(min(xs))}–{num(max(xs))})"
+    return spread(rounds(s, m), unit)
 def pct(x):
     return "—" if x is None else f"{100 * x:.0f}%"
-def times(x):
-    return "—" if x is None else f"{x:.2f}×"
-def met(ok):
-    return "—" if ok is None else ("yes" if ok else "**no**")
 rows = []
 def row(name, ours, ref, rat, target, ok):
     rows.append(f"| {name} | {ours} | {ref} | {rat} | {target} | {met(ok)} |")
