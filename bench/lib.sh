@@ -125,6 +125,7 @@ raise_nofile() {
 # bench_mode SCRIPT MODE: the two modes of the A/B benchmarks (obs.sh, auth.sh): quick, 1 round
 # of 3 s for trying a change; full, 3 rounds of 10 s. Sets MODE, ROUNDS, DURATION (seconds per wrk
 # run) and WARMUP; BENCH_ROUNDS and BENCH_DURATION override. Any other mode exits 2.
+# shellcheck disable=SC2034 # MODE, ROUNDS, DURATION, WARMUP are the caller's
 bench_mode() {
     MODE=$2
     case "$MODE" in
