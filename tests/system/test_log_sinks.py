@@ -194,8 +194,10 @@ def test_file_directory_unwritable(make_server, tmp_path):
     srv = make_server(file_env(tmp_path, LEDGERD_LOG_FILE_MAX_BYTES=2048))
     logs = tmp_path / "logs"
     hammer(srv, 10, threads=1)
-    # Replace the directory with a regular file: not even root can create the log in it.
-    shutil.rmtree(logs)
+    # Replace the directory with a regular file: not even root can create the log in it. The
+    # directory is moved away in one rename, not deleted file by file: the sink may be rotating
+    # in it at this very moment.
+    logs.rename(tmp_path / "logs-moved-away")
     logs.write_text("not a directory\n")
     hammer(srv, 60, threads=2)
     err = srv.wait_log(lambda x: "file sink: cannot" in x.get("body", ""), timeout=5)
