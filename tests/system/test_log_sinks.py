@@ -195,10 +195,20 @@ def test_file_directory_unwritable(make_server, tmp_path):
     logs = tmp_path / "logs"
     hammer(srv, 10, threads=1)
     # Replace the directory with a regular file: not even root can create the log in it. The
-    # directory is moved away in one rename, not deleted file by file: the sink may be rotating
-    # in it at this very moment.
-    logs.rename(tmp_path / "logs-moved-away")
-    logs.write_text("not a directory\n")
+    # sink may be rotating in the directory at this very moment, and it makes the directory
+    # again when it is missing: move it away in one rename (not file by file), then rename a
+    # file into its place, which fails if the sink was quicker; then try again.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("not a directory\n")
+    for attempt in range(50):
+        if logs.is_dir():
+            logs.rename(tmp_path / f"logs-moved-away-{attempt}")
+        try:
+            os.rename(blocker, logs)
+            break
+        except OSError:
+            continue
+    assert logs.is_file(), "could not put a file where the log directory was"
     hammer(srv, 60, threads=2)
     err = srv.wait_log(lambda x: "file sink: cannot" in x.get("body", ""), timeout=5)
     assert err is not None and err["severity_text"] == "ERROR", srv.stdout_text()[-2000:]
