@@ -9,7 +9,8 @@ set -euo pipefail
 build_pkgs=(gcc make cmake pkg-config git libmicrohttpd-dev libjansson-dev libgnutls28-dev
             libsqlite3-dev libcurl4-gnutls-dev curl)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-yaml python3-cryptography openssl clang
-           libclang-rt-14-dev clang-format clang-tidy cppcheck procps rsyslog prometheus chromium)
+           libclang-rt-14-dev clang-format clang-tidy cppcheck procps rsyslog prometheus chromium
+           postgresql-15 postgresql-client-15)
 
 set_name=${1:-build}
 case "$set_name" in
