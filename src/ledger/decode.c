@@ -177,7 +177,15 @@ static size_t raw_prescan(const char *s, size_t len, char **patched)
             while (end < len && s[end] != '\0' && strchr("0123456789+-.eE", s[end]) != NULL) {
                 end++;
             }
-            if (number_out_of_range(s + i, end - i)) {
+            /* Only a value is patched: a number where a member name belongs (followed by ':')
+             * is not JSON, and turned into a string it would make jansson accept a document
+             * the scanners below cannot read. */
+            size_t next = end;
+            while (next < len && is_ws(s[next])) {
+                next++;
+            }
+            bool member_name = next < len && s[next] == ':';
+            if (!member_name && number_out_of_range(s + i, end - i)) {
                 ASSERT(end - i >= 2); /* the shortest such number is "1e309" */
                 if (copy == NULL && (copy = malloc(len)) != NULL) {
                     memcpy(copy, s, len);
