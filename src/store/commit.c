@@ -201,11 +201,9 @@ static void commit_audit_flush(struct commit *c)
         metrics_add(METRIC_AUDIT_RECORDS, 0, n);
         return;
     }
-    {
-        store_tx_rollback(c->store);
-        metrics_add(METRIC_AUDIT_DROPPED, 0, n);
-        log_msgf(CONFIG_LOG_ERROR, NULL, "audit: %zu record(s) of refusals lost (%d)", n, rc);
-    }
+    store_tx_rollback(c->store);
+    metrics_add(METRIC_AUDIT_DROPPED, 0, n);
+    log_msgf(CONFIG_LOG_ERROR, NULL, "audit: %zu record(s) of refusals lost (%d)", n, rc);
 }
 
 /* Counts the batch just taken: each command's wait in the queue, and the batch's size. */
