@@ -7,10 +7,11 @@
 set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config git libmicrohttpd-dev libjansson-dev libgnutls28-dev
-            libsqlite3-dev libcurl4-gnutls-dev curl)
+            libsqlite3-dev libcurl4-gnutls-dev curl libpq-dev libhiredis-dev)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-yaml python3-cryptography openssl clang
            libclang-rt-14-dev clang-format clang-tidy cppcheck procps rsyslog prometheus chromium
-           postgresql-15 postgresql-client-15)
+           postgresql-15 postgresql-client-15 python3-psycopg2 redis-server redis-sentinel
+           python3-redis)
 
 set_name=${1:-build}
 case "$set_name" in

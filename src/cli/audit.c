@@ -43,7 +43,7 @@ int cli_store_open(const struct config *cfg, struct store **out)
     struct buf err;
     buf_init(&err, 4096);
     struct store *s = NULL;
-    if (store_open(cfg->db_url, &s, &err) != 0) {
+    if (cli_store_connect(cfg, &s, &err) != 0) {
         fprintf(stderr, "ledgerd: cannot open the database: %s\n", err.data ? err.data : "");
         buf_release(&err);
         return CLI_EXIT_FAILURE;

@@ -25,6 +25,11 @@ int cli_apikey(int argc, char **argv, const struct config *cfg);
 /* `ledgerd audit verify|export|checkpoint` (audit.c). */
 int cli_audit(int argc, char **argv, const struct config *cfg);
 
+/* Opens the database of cfg with its connection settings (dbopen.c): the pool, the timeouts,
+ * the password read from LEDGERD_DB_PASSWORD_FILE. Returns 0 or a negative code with the
+ * reason in err, as store_open_with. */
+int cli_store_connect(const struct config *cfg, struct store **out, struct buf *err);
+
 /* ---- Shared by the commands that read or write the audit trail (audit.c) ---- */
 
 /* Sends the store's log lines to stderr (stdout carries the commands' output), then opens the

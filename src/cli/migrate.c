@@ -43,7 +43,7 @@ int cli_migrate(int argc, char **argv, const struct config *cfg)
     struct buf err;
     buf_init(&err, 4096);
     struct store *store = NULL;
-    if (store_open(cfg->db_url, &store, &err) != 0) {
+    if (cli_store_connect(cfg, &store, &err) != 0) {
         fprintf(stderr, "ledgerd: cannot open the database: %s\n", err.data ? err.data : "");
         goto out_release;
     }

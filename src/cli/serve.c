@@ -23,6 +23,7 @@
 #include "core/clock.h"
 #include "core/limits.h"
 #include "http/http.h"
+#include "idem/rcache.h"
 #include "obs/log.h"
 #include "obs/otlp.h"
 #include "store/commit.h"
@@ -31,6 +32,8 @@
 /* How long the exporter may keep sending the spans of the last requests after the server
  * stopped, whatever remains of the shutdown deadline. */
 #define SERVE_TRACES_FLUSH_MS 2000
+/* A Redis password: one line of text. */
+#define SERVE_REDIS_PASSWORD_BYTES_MAX 512
 
 static const char *serve_getenv(const char *name)
 {
@@ -179,6 +182,51 @@ static void serve_tune_malloc(void)
     (void)mallopt(M_TRIM_THRESHOLD, (int)LIMIT_MALLOC_TRIM_BYTES);
 }
 
+/* The Redis idempotency cache when LEDGERD_REDIS_URL or LEDGERD_REDIS_SENTINELS is set: made
+ * now, connected on first use (Redis may start after ledgerd; until then lookups fall back to
+ * the database). 0, or -1 with the reason logged. */
+static int serve_cache_open(const struct config *cfg, struct rcache **out)
+{
+    *out = NULL;
+    if (cfg->redis_url[0] == '\0' && cfg->redis_sentinels[0] == '\0') {
+        return 0;
+    }
+    char password[SERVE_REDIS_PASSWORD_BYTES_MAX + 1];
+    password[0] = '\0';
+    struct buf err;
+    buf_init(&err, 1024);
+    int rc = 0;
+    if (cfg->redis_password_file[0] != '\0') {
+        size_t len = 0;
+        (void)buf_append_str(&err, "LEDGERD_REDIS_PASSWORD_FILE: ");
+        rc = config_read_secret_file(cfg->redis_password_file, (uint8_t *)password,
+                                     SERVE_REDIS_PASSWORD_BYTES_MAX, &len, &err);
+        password[rc == 0 ? len : 0] = '\0';
+        if (rc == 0) {
+            buf_reset(&err);
+        }
+    }
+    if (rc == 0) {
+        struct rcache_config rc_cfg = {
+            .url = cfg->redis_url[0] != '\0' ? cfg->redis_url : NULL,
+            .sentinels = cfg->redis_sentinels[0] != '\0' ? cfg->redis_sentinels : NULL,
+            .master_name = cfg->redis_master_name[0] != '\0' ? cfg->redis_master_name : NULL,
+            .password = password[0] != '\0' ? password : NULL,
+            .timeout_ms = cfg->redis_timeout_ms,
+            .breaker_failures = cfg->redis_breaker_failures,
+            .breaker_open_ms = cfg->redis_breaker_open_ms,
+        };
+        rc = rcache_new(&rc_cfg, out, &err);
+    }
+    explicit_bzero(password, sizeof(password));
+    if (rc != 0) {
+        fprintf(stderr, "ledgerd: idempotency cache: %s\n", err.data != NULL ? err.data : "");
+        log_msgf(CONFIG_LOG_ERROR, NULL, "idempotency cache: %s", err.data != NULL ? err.data : "");
+    }
+    buf_release(&err);
+    return rc == 0 ? 0 : -1;
+}
+
 int cli_serve(int argc, char **argv, const struct config *cfg)
 {
     bool migrate = false;
@@ -225,8 +273,9 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     struct http_server *http = NULL;
     struct auth *auth = NULL;
     struct audit_signer *signer = NULL;
+    struct rcache *cache = NULL;
 
-    if (store_open(cfg->db_url, &store, &err) != 0) {
+    if (cli_store_connect(cfg, &store, &err) != 0) {
         fprintf(stderr, "ledgerd: cannot open the database: %s\n", err.data ? err.data : "");
         log_msgf(CONFIG_LOG_ERROR, NULL, "cannot open the database: %s", err.data ? err.data : "");
         goto out_release;
@@ -237,6 +286,9 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
     if (serve_audit_signer(cfg, &signer) != 0) {
         goto out_close_store;
     }
+    if (serve_cache_open(cfg, &cache) != 0) {
+        goto out_close_store;
+    }
     struct commit_config cc = {
         .queue_depth_max = cfg->queue_depth_max,
         .items_max = cfg->commit_items_max,
@@ -245,6 +297,7 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
         .audit_signer = signer,
         .audit_checkpoint_records = cfg->audit_checkpoint_records,
         .audit_checkpoint_interval_ms = cfg->audit_checkpoint_interval_seconds * 1000,
+        .workers = cfg->db_writers,
     };
     if (commit_start(store, &cc, &commit) != 0) {
         log_msgf(CONFIG_LOG_ERROR, NULL, "cannot start the commit worker");
@@ -269,7 +322,7 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
                  "LEDGERD_AUTH=off: every request is served without credentials (dev only)");
     }
     buf_reset(&err);
-    if (http_server_start(cfg, store, commit, auth, &http, &err) != 0) {
+    if (http_server_start(cfg, store, commit, auth, cache, &http, &err) != 0) {
         fprintf(stderr, "ledgerd: %s\n", err.data ? err.data : "cannot start the HTTP server");
         log_msgf(CONFIG_LOG_ERROR, NULL, "%s", err.data ? err.data : "cannot start HTTP");
         goto out_stop_commit;
@@ -282,6 +335,9 @@ int cli_serve(int argc, char **argv, const struct config *cfg)
                  "\"url\":\"http://%s%s%s:%u\",\"version\":\"%s\",\"commit\":\"%s\"", v6 ? "[" : "",
                  host, v6 ? "]" : "", http_server_port(http), LEDGERD_VERSION, LEDGERD_COMMIT);
         log_event(CONFIG_LOG_INFO, NULL, "listening", fields);
+        log_msgf(CONFIG_LOG_INFO, NULL, "database: %s, %u commit worker(s)%s",
+                 store_system_name(store), commit_workers(commit),
+                 cache != NULL ? ", Redis idempotency cache" : "");
     }
 
     int sig = 0;
@@ -337,6 +393,7 @@ out_stop_commit:
     }
     auth_close(auth);
 out_close_store:
+    rcache_free(cache); /* after its users: the HTTP server and the commit workers */
     store_close(store);
     audit_signer_free(signer); /* after the commit worker, its user, has stopped */
 out_release:

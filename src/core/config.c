@@ -943,6 +943,97 @@ static int parse_path_file(const struct config_setting *s, const char *value, st
     return check_readable_file(s->name, value, err);
 }
 
+/* LEDGERD_REDIS_URL: redis://[:password@]host:port[/db] (a password here is shown masked;
+ * LEDGERD_REDIS_PASSWORD_FILE keeps it out of the environment). */
+static int parse_redis_url(const struct config_setting *s, const char *value, struct config *cfg,
+                           struct buf *err)
+{
+    if (value[0] == '\0') {
+        cfg->redis_url[0] = '\0';
+        return 0;
+    }
+    size_t len = strlen(value);
+    if (!has_prefix(value, "redis://") || len == strlen("redis://") ||
+        has_control_char(value, len) || strchr(value, ' ') != NULL ||
+        len >= sizeof(cfg->redis_url)) {
+        return err_secret(err, s->name, "a redis://host:port URL of at most 1023 bytes");
+    }
+    memcpy(cfg->redis_url, value, len + 1);
+    return 0;
+}
+
+static void print_redis_url(const struct config_setting *s, const struct config *cfg, FILE *out)
+{
+    char shown[sizeof(cfg->redis_url)];
+    (void)config_redact_url(cfg->redis_url, shown, sizeof(shown));
+    fprintf(out, "%s=%s\n", s->name, shown);
+}
+
+/* LEDGERD_REDIS_SENTINELS: host:port[,host:port...], each port 1..65535. After
+ * LEDGERD_REDIS_URL and LEDGERD_REDIS_MASTER_NAME in the table: sentinels need a master name,
+ * and exclude a URL. */
+static int parse_redis_sentinels(const struct config_setting *s, const char *value,
+                                 struct config *cfg, struct buf *err)
+{
+    static const char what[] = "host:port[,host:port...] (Redis Sentinel addresses)";
+    size_t len = strlen(value);
+    if (len >= sizeof(cfg->redis_sentinels) || has_control_char(value, len) ||
+        strchr(value, ' ') != NULL) {
+        return err_bad_value(err, s->name, value, what);
+    }
+    const char *p = value;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        const char *colon = memrchr(p, ':', n);
+        if (colon == NULL || colon == p || (size_t)(colon - p) + 1 == n) {
+            return err_bad_value(err, s->name, value, what);
+        }
+        unsigned long port = 0;
+        for (const char *d = colon + 1; d < p + n; d++) {
+            if (*d < '0' || *d > '9' || port > 65535) {
+                return err_bad_value(err, s->name, value, what);
+            }
+            port = port * 10 + (unsigned long)(*d - '0');
+        }
+        if (port == 0 || port > 65535) {
+            return err_bad_value(err, s->name, value, what);
+        }
+        p += n;
+        if (*p == ',') {
+            p++;
+            if (*p == '\0') {
+                return err_bad_value(err, s->name, value, what);
+            }
+        }
+    }
+    if (len > 0 && cfg->redis_master_name[0] == '\0') {
+        err_begin(err, s->name);
+        (void)buf_append_str(err,
+                             "needs LEDGERD_REDIS_MASTER_NAME (the monitored master's name)\n");
+        return -EINVAL;
+    }
+    if (len > 0 && cfg->redis_url[0] != '\0') {
+        err_begin(err, s->name);
+        (void)buf_append_str(err, "set LEDGERD_REDIS_URL or LEDGERD_REDIS_SENTINELS, not both\n");
+        return -EINVAL;
+    }
+    memcpy(cfg->redis_sentinels, value, len + 1);
+    return 0;
+}
+
+/* LEDGERD_REDIS_MASTER_NAME: the name the sentinels monitor. */
+static int parse_redis_master_name(const struct config_setting *s, const char *value,
+                                   struct config *cfg, struct buf *err)
+{
+    size_t len = strlen(value);
+    if (len >= sizeof(cfg->redis_master_name) || has_control_char(value, len) ||
+        strchr(value, ' ') != NULL) {
+        return err_bad_value(err, s->name, value, "a name of at most 127 bytes, no blanks");
+    }
+    memcpy(cfg->redis_master_name, value, len + 1);
+    return 0;
+}
+
 /* LEDGERD_JWKS_FILE: after LEDGERD_JWT_ISSUER and LEDGERD_JWT_AUDIENCE in the table, which a
  * verifier of tokens cannot do without (a token for another audience must not pass). */
 static int parse_jwks_file(const struct config_setting *s, const char *value, struct config *cfg,
@@ -1109,6 +1200,120 @@ static const struct config_setting config_settings[] = {
      .parse = parse_db,
      .print = print_db,
      .file_allowed = true},
+    {.name = "LEDGERD_DB_POOL_SIZE",
+     .default_u64 = 8,
+     .help = "PostgreSQL: reader connections, and the threads that run database reads",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = LIMIT_DB_POOL_SIZE_MAX,
+     .offset = offsetof(struct config, db_pool_size),
+     .size = sizeof(((struct config *)0)->db_pool_size)},
+    {.name = "LEDGERD_DB_WRITERS",
+     .default_u64 = 4,
+     .help = "PostgreSQL: commit workers, each with its own connection (SQLite: always 1)",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = LIMIT_DB_POOL_SIZE_MAX,
+     .offset = offsetof(struct config, db_writers),
+     .size = sizeof(((struct config *)0)->db_writers)},
+    {.name = "LEDGERD_DB_ACQUIRE_TIMEOUT_MS",
+     .default_u64 = 2000,
+     .help = "PostgreSQL: longest wait for a pooled connection (then 503), in ms",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 600000,
+     .offset = offsetof(struct config, db_acquire_timeout_ms),
+     .size = sizeof(((struct config *)0)->db_acquire_timeout_ms)},
+    {.name = "LEDGERD_DB_CONN_MAX_LIFETIME_SECONDS",
+     .default_u64 = 1800,
+     .help = "PostgreSQL: a connection older than this is replaced, in seconds",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 604800,
+     .offset = offsetof(struct config, db_conn_max_lifetime_seconds),
+     .size = sizeof(((struct config *)0)->db_conn_max_lifetime_seconds)},
+    {.name = "LEDGERD_DB_STATEMENT_TIMEOUT_MS",
+     .default_u64 = 5000,
+     .help = "PostgreSQL: statement_timeout and lock_timeout of every connection, in ms",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 3600000,
+     .offset = offsetof(struct config, db_statement_timeout_ms),
+     .size = sizeof(((struct config *)0)->db_statement_timeout_ms)},
+    {.name = "LEDGERD_DB_PASSWORD_FILE",
+     .default_text = "",
+     .help = "PostgreSQL: file holding the password (else the URL's or libpq's own sources)",
+     .parse = parse_path_file,
+     .print = print_string,
+     .offset = offsetof(struct config, db_password_file),
+     .size = sizeof(((struct config *)0)->db_password_file)},
+    {.name = "LEDGERD_DB_WORK_QUEUE_MAX",
+     .default_u64 = 4096,
+     .help = "PostgreSQL, Redis: requests waiting for a database thread (full: 503)",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 1000000,
+     .offset = offsetof(struct config, db_work_queue_max),
+     .size = sizeof(((struct config *)0)->db_work_queue_max)},
+    {.name = "LEDGERD_REDIS_URL",
+     .default_text = "",
+     .help = "idempotency cache: redis://host:port[/db] (empty: no cache)",
+     .parse = parse_redis_url,
+     .print = print_redis_url},
+    {.name = "LEDGERD_REDIS_MASTER_NAME",
+     .default_text = "",
+     .help = "idempotency cache: the master name the sentinels monitor",
+     .parse = parse_redis_master_name,
+     .print = print_string,
+     .offset = offsetof(struct config, redis_master_name),
+     .size = sizeof(((struct config *)0)->redis_master_name)},
+    {.name = "LEDGERD_REDIS_SENTINELS",
+     .default_text = "",
+     .help = "idempotency cache through Redis Sentinel: host:port,... (with a master name)",
+     .parse = parse_redis_sentinels,
+     .print = print_string,
+     .offset = offsetof(struct config, redis_sentinels),
+     .size = sizeof(((struct config *)0)->redis_sentinels)},
+    {.name = "LEDGERD_REDIS_PASSWORD_FILE",
+     .default_text = "",
+     .help = "idempotency cache: file holding the Redis password",
+     .parse = parse_path_file,
+     .print = print_string,
+     .offset = offsetof(struct config, redis_password_file),
+     .size = sizeof(((struct config *)0)->redis_password_file)},
+    {.name = "LEDGERD_REDIS_TIMEOUT_MS",
+     .default_u64 = 50,
+     .help = "idempotency cache: connect and command timeout, in ms",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 10000,
+     .offset = offsetof(struct config, redis_timeout_ms),
+     .size = sizeof(((struct config *)0)->redis_timeout_ms)},
+    {.name = "LEDGERD_REDIS_BREAKER_FAILURES",
+     .default_u64 = 5,
+     .help = "idempotency cache: consecutive failures that open the circuit breaker",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 1000,
+     .offset = offsetof(struct config, redis_breaker_failures),
+     .size = sizeof(((struct config *)0)->redis_breaker_failures)},
+    {.name = "LEDGERD_REDIS_BREAKER_OPEN_MS",
+     .default_u64 = 1000,
+     .help = "idempotency cache: how long the open breaker bypasses Redis before a probe, in ms",
+     .parse = parse_integer,
+     .print = print_integer,
+     .min = 1,
+     .max = 600000,
+     .offset = offsetof(struct config, redis_breaker_open_ms),
+     .size = sizeof(((struct config *)0)->redis_breaker_open_ms)},
     {.name = "LEDGERD_ENV",
      .default_text = "dev",
      .help = "deployment environment: dev, staging or prod",

@@ -52,6 +52,24 @@ struct config {
     uint32_t shutdown_timeout_seconds;   /* LEDGERD_SHUTDOWN_TIMEOUT_SECONDS */
     uint32_t expiry_interval_ms;         /* LEDGERD_EXPIRY_INTERVAL_MS */
 
+    /* PostgreSQL (docs/operations/scaling.md); SQLite ignores these. */
+    uint32_t db_pool_size;                 /* LEDGERD_DB_POOL_SIZE: reader connections */
+    uint32_t db_writers;                   /* LEDGERD_DB_WRITERS: commit workers/connections */
+    uint32_t db_acquire_timeout_ms;        /* LEDGERD_DB_ACQUIRE_TIMEOUT_MS */
+    uint32_t db_conn_max_lifetime_seconds; /* LEDGERD_DB_CONN_MAX_LIFETIME_SECONDS */
+    uint32_t db_statement_timeout_ms;      /* LEDGERD_DB_STATEMENT_TIMEOUT_MS */
+    char db_password_file[4096];           /* LEDGERD_DB_PASSWORD_FILE ("" = none), the path */
+    uint32_t db_work_queue_max;            /* LEDGERD_DB_WORK_QUEUE_MAX: requests waiting */
+
+    /* The Redis idempotency cache (optional). */
+    char redis_url[1024];            /* LEDGERD_REDIS_URL ("" = none) */
+    char redis_sentinels[1024];      /* LEDGERD_REDIS_SENTINELS: host:port,... ("" = none) */
+    char redis_master_name[128];     /* LEDGERD_REDIS_MASTER_NAME (needed with sentinels) */
+    char redis_password_file[4096];  /* LEDGERD_REDIS_PASSWORD_FILE ("" = none), the path */
+    uint32_t redis_timeout_ms;       /* LEDGERD_REDIS_TIMEOUT_MS */
+    uint32_t redis_breaker_failures; /* LEDGERD_REDIS_BREAKER_FAILURES */
+    uint32_t redis_breaker_open_ms;  /* LEDGERD_REDIS_BREAKER_OPEN_MS */
+
     /* Logging beyond stdout (docs/operations/logging.md). */
     char log_level_file[4096];           /* LEDGERD_LOG_LEVEL_FILE ("" = none); read on SIGHUP */
     char log_file[4096];                 /* LEDGERD_LOG_FILE (default var/ledgerd.log) */

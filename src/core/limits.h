@@ -103,6 +103,9 @@ _Static_assert(LIMIT_WALBUF_BYTES % LIMIT_WALBUF_CHUNK_BYTES == 0,
 #define LIMIT_HEADERS_MAX 100
 /* I/O threads: 0 means one per core, capped here. */
 #define LIMIT_IO_THREADS_MAX 256
+/* Connections of one PostgreSQL pool (LEDGERD_DB_POOL_SIZE readers, LEDGERD_DB_WRITERS
+ * writers). */
+#define LIMIT_DB_POOL_SIZE_MAX 256
 
 /* While draining, a client still sending its request body is waited for as long as bytes keep
  * arriving; after this long without any, uploads are deemed abandoned (a vanished client is

@@ -19,6 +19,7 @@
 #include "core/problem.h"
 #include "http/http.h"
 #include "idem/idem.h"
+#include "idem/rcache.h"
 #include "ledger/decode.h"
 #include "ledger/ledger.h"
 #include "obs/span.h"
@@ -59,6 +60,8 @@ struct http_route {
     bool changes_state; /* takes Idempotency-Key */
 };
 
+struct http_dbwork;
+
 extern const struct http_route http_routes[];
 extern const size_t http_routes_count;
 /* Rows the route table may have: bounds the server's per-row metric label index. */
@@ -71,6 +74,11 @@ struct http_server {
     struct commit *commit;
     struct idem_registry *idem;
     struct auth *auth; /* NULL when LEDGERD_AUTH=off */
+    /* The Redis idempotency cache, NULL when none. */
+    struct rcache *cache;
+    /* The database work pool, NULL when nothing a request does can wait on the network
+     * (SQLite without a cache): requests then run on the I/O thread. */
+    struct http_dbwork *dbwork;
     uint16_t port;
     atomic_bool draining;
     /* Requests being processed (body complete, reply not yet sent): what a drain waits for.
@@ -86,10 +94,11 @@ struct http_server {
 };
 
 enum http_request_state {
-    HTTP_REQ_READING, /* headers seen, body arriving */
-    HTTP_REQ_WAITING, /* suspended, command with the commit worker */
-    HTTP_REQ_RESUMED, /* command completed, reply to send */
-    HTTP_REQ_REPLIED, /* response queued */
+    HTTP_REQ_READING,  /* headers seen, body arriving */
+    HTTP_REQ_WAITING,  /* suspended, command with the commit worker */
+    HTTP_REQ_RESUMED,  /* command completed, reply to send */
+    HTTP_REQ_ANSWERED, /* the database work pool prepared the reply, to send */
+    HTTP_REQ_REPLIED,  /* response queued */
 };
 
 /* One request. The object belongs to its connection and is reused by every request on it: a
@@ -129,6 +138,8 @@ struct http_request {
     const struct http_route *path_route;
     struct trace_context trace;
     struct span *span; /* the request's server span; NULL when not sampled or tracing is off */
+    struct http_request *dbwork_next; /* the database work queue's link */
+    int64_t dbwork_queued_mono_ns;    /* when it was queued there */
 
     /* Body. */
     struct buf body;
@@ -163,6 +174,12 @@ struct http_request {
     bool idem_claimed;
     bool counted_in_flight; /* the body was complete and the request is being processed */
     bool counted_uploading; /* the body is still arriving */
+    /* Runs on the database work pool: authorization (and the 415 check after it) waits until
+     * the body is in, as an API key's lookup waits on the database. */
+    bool offloaded;
+    /* The idempotency lookup is left to the commit worker's transaction (a concurrent store
+     * without a cache): counted when the command completes. */
+    bool idem_deferred;
 };
 /* Where the part zeroed for every request starts. */
 #define HTTP_REQUEST_ZEROED_FROM offsetof(struct http_request, server)
@@ -177,6 +194,18 @@ void http_problem(struct http_request *req, int status, const char *code, const 
 enum http_outcome http_submit(struct http_request *req);
 /* Looks up the route for (method, path). Sets req->route / allow / path_id. */
 void http_route_match(struct http_request *req);
+
+/* The database work pool (dbwork.c): threads threads, at most depth_max requests waiting; run
+ * is called on a pool thread for each request submitted, or expired instead when it waited
+ * more than wait_max_ms. 0, -ENOMEM or a pthread error. */
+int http_dbwork_start(uint32_t threads, uint32_t depth_max, uint32_t wait_max_ms,
+                      void (*run)(struct http_request *req),
+                      void (*expired)(struct http_request *req), struct http_dbwork **out);
+/* Queues req (its connection suspended by the caller). 0, or -EAGAIN when the queue is full or
+ * stopping (the caller answers 503). Thread-safe. */
+int http_dbwork_submit(struct http_dbwork *w, struct http_request *req);
+/* Runs what is queued, then joins the threads and frees the pool. */
+void http_dbwork_stop(struct http_dbwork *w);
 
 /* Handlers (routes.c). */
 enum http_outcome http_handle_livez(struct http_request *req);

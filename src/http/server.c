@@ -6,9 +6,11 @@
  * the body: 405, 413 by Content-Length, 415), once per body chunk (bounded accumulation), and
  * once more when the body is complete, which runs the handler. A handler that needs the commit
  * worker suspends the connection; the worker's completion resumes it and the handler is called
- * a last time to send the reply. The completion callback writes the access log line and
- * releases what the request acquired; the request object itself belongs to the connection and
- * serves its next request.
+ * a last time to send the reply. When a request may wait on the network (PostgreSQL, Redis),
+ * the connection is suspended when its body is in and the request runs on the database work
+ * pool (dbwork.c), credentials included; the pool resumes the connection with the reply. The
+ * completion callback writes the access log line and releases what the request acquired; the
+ * request object itself belongs to the connection and serves its next request.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -539,6 +541,30 @@ static bool http_authorize(struct http_request *req)
     return false;
 }
 
+static bool http_media_type_refused(struct http_request *req);
+
+/* Whether the request runs on the database work pool: everything but /livez, and the metrics
+ * and the dashboard while they are open routes (no credential to look up, no database). */
+static bool http_offload_wanted(const struct http_request *req)
+{
+    const struct http_server *srv = req->server;
+    if (srv->dbwork == NULL) {
+        return false;
+    }
+    http_handler_fn h = req->route->handler;
+    if (h == http_handle_livez) {
+        return false;
+    }
+    unsigned open_routes = srv->cfg->auth_open_routes;
+    if (h == http_handle_metrics) {
+        return srv->auth != NULL && (open_routes & CONFIG_AUTH_OPEN_METRICS) == 0;
+    }
+    if (h == http_handle_ops_dashboard) {
+        return srv->auth != NULL && (open_routes & CONFIG_AUTH_OPEN_DASHBOARD) == 0;
+    }
+    return true;
+}
+
 /* First call for a request: everything that can be decided from the headers alone. Returns
  * true when a reply is already prepared (and the body, if any, must be discarded). */
 static bool http_request_begin(struct http_request *req)
@@ -576,8 +602,11 @@ static bool http_request_begin(struct http_request *req)
         }
         return true;
     }
+    /* On the database work pool, credentials are checked once the body is in (an API key's
+     * lookup waits on the database): what can be refused from the headers alone is, here. */
+    req->offloaded = http_offload_wanted(req);
     if (req->route->body == HTTP_BODY_NONE) {
-        return http_authorize(req);
+        return !req->offloaded && http_authorize(req);
     }
     req->body_bytes_max = req->route->body == HTTP_BODY_BATCH ? srv->cfg->batch_body_bytes_max
                                                               : srv->cfg->body_bytes_max;
@@ -590,9 +619,18 @@ static bool http_request_begin(struct http_request *req)
          * it arrives. */
         return true;
     }
+    if (req->offloaded) {
+        return false; /* http_offloaded checks credentials, then the media type */
+    }
     if (http_authorize(req)) {
         return true;
     }
+    return http_media_type_refused(req);
+}
+
+/* 415 unless the body is JSON. Returns true when refused (the reply is prepared). */
+static bool http_media_type_refused(struct http_request *req)
+{
     if (!req->content_type_json) {
         http_problem(req, 415, "unsupported_media_type",
                      req->has_content_type ? "the request body must be application/json"
@@ -635,6 +673,19 @@ static int http_replay_row(void *ctx, const struct store_idem_record *r)
     req->replayed = true;
     return 0;
 }
+
+/* A record found in the database: replays it, and copies it to the cache (read-through). */
+static int http_cache_fill_row(void *ctx, const struct store_idem_record *r)
+{
+    struct http_replay *rp = ctx;
+    struct http_server *srv = rp->req->server;
+    if (srv->cache != NULL) {
+        rcache_put(srv->cache, rp->req->principal, rp->req->idempotency_key, r, clock_unix_ms());
+    }
+    return http_replay_row(ctx, r);
+}
+
+static bool http_idem_lookup(struct http_request *req);
 
 /* Returns true when the request was answered here (replayed, refused or failed); false when
  * the caller should run it, holding the claimed key. */
@@ -679,10 +730,35 @@ static bool http_idempotency(struct http_request *req)
                      NULL);
         return true;
     }
+    if (store_concurrent(srv->store) && srv->cache == NULL) {
+        /* The commit worker looks the key up in its transaction anyway (another replica may
+         * store a response meanwhile): a lookup here would only add a round trip. Where the
+         * request ends before that (a refusal by validation, a full queue), http_idem_lookup
+         * runs then, so the answer is what it would have been. */
+        req->idem_deferred = true;
+        return false;
+    }
+    return http_idem_lookup(req);
+}
+
+/* Looks the claimed key up (the cache, then the database). Returns true when the request was
+ * answered: a replay, 422 idempotency_key_reused, or 503 when the database failed; false when
+ * there is no record (the request runs, holding the claim). */
+static bool http_idem_lookup(struct http_request *req)
+{
+    struct http_server *srv = req->server;
     struct http_replay rp = {req, req->cmd.request_digest, false};
     struct span *lookup = span_idempotency_lookup_new(req->span, clock_unix_ns());
-    int rc = store_idem_get(srv->store, req->principal, req->idempotency_key, clock_unix_ms(),
-                            http_replay_row, &rp);
+    int64_t now_ms = clock_unix_ms();
+    /* The cache first (a hit is a stored response, as the database holds it); on a miss or a
+     * cache failure the database answers, and a record found there is copied to the cache. */
+    int rc = srv->cache != NULL ? rcache_get(srv->cache, req->principal, req->idempotency_key,
+                                             now_ms, http_replay_row, &rp)
+                                : -EAGAIN;
+    if (rc != 0) {
+        rc = store_idem_get(srv->store, req->principal, req->idempotency_key, now_ms,
+                            http_cache_fill_row, &rp);
+    }
     if (rc != 0 && rc != -ENOENT) {
         span_set_error(lookup, "the database is unavailable");
     }
@@ -698,6 +774,8 @@ static bool http_idempotency(struct http_request *req)
         http_problem(req, 503, "storage_unavailable", "the database is unavailable", NULL, 0, NULL);
         return true;
     }
+    req->problem_code = NULL; /* a refusal the stored response replaces */
+    req->retry_after_seconds = 0;
     if (!rp.matched) {
         metrics_add(METRIC_IDEM_LOOKUPS, METRICS_IDEM_REUSED, 1);
         http_problem(req, 422, "idempotency_key_reused",
@@ -706,6 +784,33 @@ static bool http_idempotency(struct http_request *req)
         metrics_add(METRIC_IDEM_LOOKUPS, METRICS_IDEM_HIT, 1);
     }
     return true;
+}
+
+/* A request whose lookup was left to the commit worker ended before reaching it, refused: the
+ * lookup runs now, and a stored response (or 422) replaces the refusal, as it would have come
+ * first. A failed lookup keeps the refusal. */
+static void http_idem_deferred_end(struct http_request *req)
+{
+    if (!req->idem_deferred || !req->idem_claimed) {
+        return;
+    }
+    req->idem_deferred = false;
+    int status = req->status;
+    struct buf kept = req->resp;
+    const char *code = req->problem_code;
+    unsigned retry = req->retry_after_seconds;
+    buf_init(&req->resp, HTTP_RESPONSE_BYTES_MAX);
+    if (http_idem_lookup(req) && req->status != 503) {
+        buf_release(&kept);
+        return;
+    }
+    /* No record (or no answer): the refusal stands. */
+    buf_release(&req->resp);
+    req->resp = kept;
+    req->status = status;
+    req->problem_code = code;
+    req->retry_after_seconds = retry;
+    req->content_type = "application/problem+json";
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -746,9 +851,12 @@ enum http_outcome http_submit(struct http_request *req)
     http_audit_fill(req, &req->audit, actions[cmd->kind], "allow", "");
     cmd->audit = &req->audit;
 
-    /* Suspend first: the worker may complete the command before commit_submit returns. */
+    /* Suspend first: the worker may complete the command before commit_submit returns. (On the
+     * database work pool the connection is suspended already.) */
     req->state = HTTP_REQ_WAITING;
-    MHD_suspend_connection(req->conn);
+    if (!req->offloaded) {
+        MHD_suspend_connection(req->conn);
+    }
     int rc = commit_submit(req->server->commit, cmd);
     if (rc == 0) {
         return HTTP_SUSPENDED;
@@ -757,6 +865,7 @@ enum http_outcome http_submit(struct http_request *req)
     if (rc == -EAGAIN) {
         http_problem(req, 503, "queue_full", "the commit queue is full; retry shortly", NULL, 0,
                      NULL);
+        http_idem_deferred_end(req); /* a stored response is still served under overload */
     } else {
         req->close_connection = true;
         http_problem(req, 503, "shutting_down", "the server is shutting down", NULL, 0, NULL);
@@ -780,6 +889,22 @@ static void http_take_command_result(struct http_request *req)
         otlp_enqueue(span_queue_wait_new(req->span, span_unix_ns_from_mono(cmd->queued_mono_ns),
                                          span_unix_ns_from_mono(cmd->dequeued_mono_ns)));
     }
+    if (cmd->replayed) {
+        /* A response stored under this key by another replica, or before the request came. */
+        req->replayed = true;
+    }
+    /* The lookup made in the commit's transaction counts as the request's when the request left
+     * it to the worker; otherwise only a hit there counts (a response stored by another replica
+     * after the request's own lookup missed). */
+    static const size_t idem_results[] = {
+        [COMMIT_IDEM_MISS] = METRICS_IDEM_MISS,
+        [COMMIT_IDEM_HIT] = METRICS_IDEM_HIT,
+        [COMMIT_IDEM_REUSED] = METRICS_IDEM_REUSED,
+    };
+    if (req->idem_deferred ? cmd->idem_outcome != COMMIT_IDEM_NONE
+                           : cmd->idem_outcome == COMMIT_IDEM_HIT) {
+        metrics_add(METRIC_IDEM_LOOKUPS, idem_results[cmd->idem_outcome], 1);
+    }
     buf_release(&req->resp);
     req->resp = cmd->body;
     buf_init(&cmd->body, HTTP_RESPONSE_BYTES_MAX);
@@ -790,6 +915,62 @@ static void http_take_command_result(struct http_request *req)
         req->retry_after_seconds = 1;
         req->problem_code = "storage_unavailable";
     }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Running a request: on the I/O thread, or on the database work pool
+ * ------------------------------------------------------------------------------------- */
+
+/* The request's body is in and no reply is decided yet: idempotency, then the handler.
+ * Returns HTTP_SUSPENDED when the command went to the commit workers. */
+static enum http_outcome http_run(struct http_request *req)
+{
+    if (req->route->changes_state && http_idempotency(req)) {
+        return HTTP_REPLIED;
+    }
+    enum http_outcome o = req->route->handler(req);
+    if (o == HTTP_REPLIED && req->status >= 400 && req->status < 500) {
+        http_idem_deferred_end(req);
+    }
+    return o;
+}
+
+/* On a database work pool thread, the connection suspended: the checks left for later, then
+ * the request; the reply is sent once the connection resumes. */
+static void http_offloaded(struct http_request *req)
+{
+    if (http_authorize(req) ||
+        (req->route->body != HTTP_BODY_NONE && http_media_type_refused(req)) ||
+        http_run(req) == HTTP_REPLIED) {
+        req->state = HTTP_REQ_ANSWERED;
+        MHD_resume_connection(req->conn);
+    }
+}
+
+/* A request that waited in the database work queue past the acquire timeout: the database is
+ * saturated; answered at once, as the pool would have done. */
+static void http_offload_expired(struct http_request *req)
+{
+    req->retry_after_seconds = 1;
+    http_problem(req, 503, "storage_unavailable",
+                 "the database is saturated: no connection came free in time", NULL, 0, NULL);
+    req->state = HTTP_REQ_ANSWERED;
+    MHD_resume_connection(req->conn);
+}
+
+/* Hands req to the database work pool; a full queue is answered at once. */
+static enum MHD_Result http_offload(struct http_request *req)
+{
+    req->state = HTTP_REQ_WAITING;
+    MHD_suspend_connection(req->conn);
+    if (http_dbwork_submit(req->server->dbwork, req) != 0) {
+        req->retry_after_seconds = 1;
+        http_problem(req, 503, "queue_full", "too many requests are waiting for the database", NULL,
+                     0, NULL);
+        req->state = HTTP_REQ_ANSWERED;
+        MHD_resume_connection(req->conn);
+    }
+    return MHD_YES;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -860,15 +1041,17 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         if (req->status != 0) {
             return http_send(req);
         }
-        if (req->route->changes_state && http_idempotency(req)) {
-            return http_send(req);
+        if (req->offloaded) {
+            return http_offload(req);
         }
-        if (req->route->handler(req) == HTTP_SUSPENDED) {
+        if (http_run(req) == HTTP_SUSPENDED) {
             return MHD_YES;
         }
         return http_send(req);
     case HTTP_REQ_RESUMED:
         http_take_command_result(req);
+        return http_send(req);
+    case HTTP_REQ_ANSWERED:
         return http_send(req);
     case HTTP_REQ_WAITING:
     case HTTP_REQ_REPLIED:
@@ -1068,7 +1251,8 @@ static int http_resolve(const char *host, uint16_t port, struct sockaddr_storage
 }
 
 int http_server_start(const struct config *cfg, struct store *store, struct commit *commit,
-                      struct auth *auth, struct http_server **out, struct buf *err)
+                      struct auth *auth, struct rcache *cache, struct http_server **out,
+                      struct buf *err)
 {
     ASSERT(cfg != NULL && store != NULL && commit != NULL && out != NULL);
     struct http_server *srv = calloc(1, sizeof(*srv));
@@ -1079,6 +1263,7 @@ int http_server_start(const struct config *cfg, struct store *store, struct comm
     srv->store = store;
     srv->commit = commit;
     srv->auth = auth;
+    srv->cache = cache;
     atomic_init(&srv->draining, false);
     atomic_init(&srv->in_flight, 0);
     atomic_init(&srv->uploading, 0);
@@ -1087,6 +1272,17 @@ int http_server_start(const struct config *cfg, struct store *store, struct comm
     int rc = idem_registry_new(cfg->connections_max + cfg->queue_depth_max, &srv->idem);
     if (rc != 0) {
         goto out_free;
+    }
+    /* Twice as many database threads as pooled reader connections: the pool, not this queue,
+     * is where a saturated database shows (its acquire waits and timeouts), and a request
+     * waits in either one at most the acquire timeout. */
+    if (store_concurrent(store) || cache != NULL) {
+        rc = http_dbwork_start(2 * cfg->db_pool_size, cfg->db_work_queue_max,
+                               cfg->db_acquire_timeout_ms, http_offloaded, http_offload_expired,
+                               &srv->dbwork);
+        if (rc != 0) {
+            goto out_free_idem;
+        }
     }
 
     struct sockaddr_storage addr;
@@ -1130,6 +1326,7 @@ int http_server_start(const struct config *cfg, struct store *store, struct comm
     return 0;
 
 out_free_idem:
+    http_dbwork_stop(srv->dbwork);
     idem_registry_free(srv->idem);
 out_free:
     free(srv);
@@ -1169,6 +1366,7 @@ void http_server_stop(struct http_server *s)
     if (s == NULL) {
         return;
     }
+    http_dbwork_stop(s->dbwork); /* resumes every connection it holds */
     MHD_stop_daemon(s->daemon);
     idem_registry_free(s->idem);
     free(s);

@@ -850,6 +850,10 @@ static const char *const metrics_idem_results[] = {"hit", "miss", "reused", "in_
 static const char *const metrics_roles[] = {"writer", "reader"};
 static const char *const metrics_states[] = {"in_use", "idle"};
 static const char *const metrics_reasons[] = {"full", "shutting_down"};
+static const char *const metrics_retry_reasons[] = {"serialization", "connection"};
+static const char *const metrics_cache_results[] = {"hit", "miss", "error", "bypassed"};
+static const char *const metrics_cache_write_results[] = {"ok", "failed"};
+static const char *const metrics_breaker_states[] = {"closed", "open", "half_open"};
 static const char *const metrics_version[] = {LEDGERD_VERSION};
 static const char *const metrics_commit[] = {LEDGERD_COMMIT};
 
@@ -915,6 +919,14 @@ static const struct metrics_label metrics_role_labels[] = {METRICS_L_ROLE};
 static const struct metrics_label metrics_role_state_labels[] = {METRICS_L_ROLE, METRICS_L_STATE};
 static const struct metrics_label metrics_reason_labels[] = {{"reason", metrics_reasons, NULL, 2}};
 static const struct metrics_label metrics_result_labels[] = {METRICS_L_RESULT};
+static const struct metrics_label metrics_retry_labels[] = {
+    {"reason", metrics_retry_reasons, NULL, 2}};
+static const struct metrics_label metrics_cache_result_labels[] = {
+    {"result", metrics_cache_results, NULL, 4}};
+static const struct metrics_label metrics_cache_write_labels[] = {
+    {"result", metrics_cache_write_results, NULL, 2}};
+static const struct metrics_label metrics_breaker_labels[] = {
+    {"state", metrics_breaker_states, NULL, 3}};
 static const struct metrics_label metrics_auth_reason_labels[] = {
     {"reason", NULL, metrics_auth_reason_value, LIMIT_METRICS_RESULTS_MAX}};
 static const struct metrics_label metrics_build_labels[] = {{"version", metrics_version, NULL, 1},
@@ -1051,6 +1063,42 @@ static const struct metrics_family_def metrics_ledgerd_defs[METRIC_COUNT] = {
                               METRICS_COUNTER, NULL, 0, NULL, 0, 0, false, false},
     [METRIC_UP] = {"ledgerd_up", "1 when ready to take traffic (GET /readyz would answer 200).",
                    METRICS_GAUGE, NULL, 0, NULL, 0, 0, false, false},
+    [METRIC_DB_POOL_MAX] = {"ledgerd_db_pool_max_connections",
+                            "Connections a pool may open, by role (PostgreSQL: "
+                            "LEDGERD_DB_POOL_SIZE readers, LEDGERD_DB_WRITERS writers).",
+                            METRICS_GAUGE, METRICS_LABELS(metrics_role_labels), NULL, 0, 0, false,
+                            false},
+    [METRIC_DB_RETRIES] = {"ledgerd_db_transaction_retries_total",
+                           "Write transactions run again, by reason (PostgreSQL: serialization "
+                           "failures, deadlocks, concurrent inserts of the same key).",
+                           METRICS_COUNTER, METRICS_LABELS(metrics_retry_labels), NULL, 0, 0, false,
+                           false},
+    [METRIC_DB_WORK_QUEUE_DEPTH] = {"ledgerd_db_work_queue_depth",
+                                    "Requests waiting for a database worker thread (PostgreSQL, "
+                                    "Redis: reads never run on I/O threads).",
+                                    METRICS_GAUGE, NULL, 0, NULL, 0, 0, false, false},
+    [METRIC_DB_WORK_REJECTIONS] = {"ledgerd_db_work_rejections_total",
+                                   "Requests answered 503 because the database work queue was "
+                                   "full.",
+                                   METRICS_COUNTER, NULL, 0, NULL, 0, 0, false, false},
+    [METRIC_CACHE_LOOKUPS] = {"ledgerd_cache_lookups_total",
+                              "Idempotency cache (Redis) lookups, by result (bypassed: the "
+                              "circuit breaker is open or Redis is not connected).",
+                              METRICS_COUNTER, METRICS_LABELS(metrics_cache_result_labels), NULL, 0,
+                              0, false, false},
+    [METRIC_CACHE_WRITES] = {"ledgerd_cache_writes_total",
+                             "Idempotency records written to the cache (Redis), by result.",
+                             METRICS_COUNTER, METRICS_LABELS(metrics_cache_write_labels), NULL, 0,
+                             0, false, false},
+    [METRIC_CACHE_BREAKER_STATE] = {"ledgerd_cache_breaker_state",
+                                    "The idempotency cache's circuit breaker: 1 for its current "
+                                    "state.",
+                                    METRICS_GAUGE, METRICS_LABELS(metrics_breaker_labels), NULL, 0,
+                                    0, false, false},
+    [METRIC_CACHE_BREAKER_TRANSITIONS] = {"ledgerd_cache_breaker_transitions_total",
+                                          "Circuit breaker transitions into each state.",
+                                          METRICS_COUNTER, METRICS_LABELS(metrics_breaker_labels),
+                                          NULL, 0, 0, false, false},
 };
 
 static _Atomic(struct metrics_registry *) metrics_global;

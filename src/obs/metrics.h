@@ -140,7 +140,15 @@ enum metrics_id {
     METRIC_AUTH_FAILURES, /* {reason}: registered by the authenticator */
     METRIC_AUDIT_RECORDS, /* appended by this process */
     METRIC_AUDIT_DROPPED,
-    METRIC_UP, /* set at scrape from readiness */
+    METRIC_UP,                  /* set at scrape from readiness */
+    METRIC_DB_POOL_MAX,         /* {role}: the pool's configured size */
+    METRIC_DB_RETRIES,          /* {reason}: enum metrics_db_retry_reason */
+    METRIC_DB_WORK_QUEUE_DEPTH, /* requests waiting for a database worker thread */
+    METRIC_DB_WORK_REJECTIONS,  /* requests refused with 503: the database work queue was full */
+    METRIC_CACHE_LOOKUPS,       /* {result}: enum metrics_cache_result */
+    METRIC_CACHE_WRITES,        /* {result}: enum metrics_cache_write_result */
+    METRIC_CACHE_BREAKER_STATE, /* {state}: 1 for the current enum metrics_breaker_state */
+    METRIC_CACHE_BREAKER_TRANSITIONS, /* {state}: transitions into each state */
     METRIC_COUNT
 };
 
@@ -153,6 +161,25 @@ enum metrics_idem_result {
 enum metrics_db_role { METRICS_DB_WRITER, METRICS_DB_READER };
 enum metrics_db_state { METRICS_DB_IN_USE, METRICS_DB_IDLE };
 enum metrics_reject_reason { METRICS_REJECT_FULL, METRICS_REJECT_SHUTTING_DOWN };
+/* Why a write transaction was run again (a concurrent backend). */
+enum metrics_db_retry_reason {
+    METRICS_DB_RETRY_SERIALIZATION, /* a serialization failure, deadlock or concurrent insert */
+    METRICS_DB_RETRY_CONNECTION,    /* the connection broke before COMMIT was sent */
+};
+/* The Redis idempotency cache: a lookup's outcome. bypassed: not asked (breaker open or no
+ * connection); error: asked, failed or timed out (the database answers). */
+enum metrics_cache_result {
+    METRICS_CACHE_HIT,
+    METRICS_CACHE_MISS,
+    METRICS_CACHE_ERROR,
+    METRICS_CACHE_BYPASSED,
+};
+enum metrics_cache_write_result { METRICS_CACHE_WRITE_OK, METRICS_CACHE_WRITE_FAILED };
+enum metrics_breaker_state {
+    METRICS_BREAKER_CLOSED,
+    METRICS_BREAKER_OPEN,
+    METRICS_BREAKER_HALF_OPEN,
+};
 
 /* Label "method": GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, other — index i is the method
  * whose enum http_method bit is 1 << i. Label "route": index 0 is "unmatched", then the

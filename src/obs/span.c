@@ -462,10 +462,11 @@ struct span *span_batch_commit_new(uint32_t commands, uint32_t items, int64_t st
     return sp;
 }
 
-struct span *span_db_commit_new(const struct span *batch, uint32_t commands, int64_t start_unix_ns)
+struct span *span_db_commit_new(const struct span *batch, const char *db_system, uint32_t commands,
+                                int64_t start_unix_ns)
 {
     struct span *sp = span_child_new(batch, SPAN_KIND_CLIENT, "COMMIT", start_unix_ns);
-    span_set_cstr(sp, "db.system.name", "sqlite");
+    span_set_cstr(sp, "db.system.name", db_system);
     span_set_cstr(sp, "db.operation.name", "COMMIT");
     span_set_int(sp, "db.operation.batch.size", commands);
     return sp;

@@ -185,9 +185,11 @@ struct span *span_queue_wait_new(const struct span *request, int64_t queued_unix
  * span_add_link_ctx (past LIMIT_SPAN_LINKS_MAX the links are counted as dropped). */
 struct span *span_batch_commit_new(uint32_t commands, uint32_t items, int64_t start_unix_ns);
 
-/* "COMMIT" (CLIENT, database conventions: db.system.name sqlite, db.operation.name COMMIT,
+/* "COMMIT" (CLIENT, database conventions: db.system.name db_system ("sqlite", "postgresql"),
+ * db.operation.name COMMIT,
  * db.operation.batch.size commands) under a batch span: the database transaction itself. */
-struct span *span_db_commit_new(const struct span *batch, uint32_t commands, int64_t start_unix_ns);
+struct span *span_db_commit_new(const struct span *batch, const char *db_system, uint32_t commands,
+                                int64_t start_unix_ns);
 
 /* ---- Sampler ----------------------------------------------------------------------------------
  */

@@ -1,11 +1,16 @@
 /*
- * commit.h — the commit worker: one thread that takes ledger commands from a bounded queue and
- * commits them in batches (group commit), one database transaction and one fsync per batch.
+ * commit.h — the commit workers: threads that take ledger commands from one bounded queue and
+ * commit them in batches (group commit), one database transaction and one fsync per batch.
+ * SQLite has one worker (one writer); a concurrent store (PostgreSQL) one per writer
+ * connection, each committing its own batches while the others fill theirs.
  *
  * For each batch: expire due pending transfers, load what the commands reference into the
  * ledger book, apply the commands in queue order, write the book's changes and the idempotency
  * records, commit, then complete every command (done callback). A command whose batch failed to
- * commit completes with 503 storage_unavailable and left nothing behind.
+ * commit completes with 503 storage_unavailable and left nothing behind. On a concurrent store
+ * the loads lock the rows until the commit, a command's idempotency key is looked up again in
+ * the transaction (a response stored meanwhile by another replica is replayed, not applied
+ * again), and a transaction that collided with another writer is run again from the start.
  */
 #ifndef LEDGERD_STORE_COMMIT_H
 #define LEDGERD_STORE_COMMIT_H
@@ -42,8 +47,18 @@ struct commit_cmd {
     char request_id[LIMIT_REQUEST_ID_LEN_MAX + 1]; /* goes into problem bodies */
 
     /* Results, written by the worker before done(). body must be buf_init'ed by the submitter
-     * (its len_max bounds the response). */
+     * (its len_max bounds the response). replayed: answered from the response stored under the
+     * idempotency key by another writer meanwhile (a concurrent store), not applied. */
     int status;
+    bool replayed;
+    /* On a concurrent store, what the in-transaction idempotency check found (none without a
+     * key): the request's lookup, when it was left to the worker. */
+    enum commit_idem_outcome {
+        COMMIT_IDEM_NONE,
+        COMMIT_IDEM_MISS,   /* no record: the command was applied */
+        COMMIT_IDEM_HIT,    /* a stored response, replayed */
+        COMMIT_IDEM_REUSED, /* a record of another request: 422 idempotency_key_reused */
+    } idem_outcome;
     bool body_is_problem;
     struct buf body;
     char location[LIMIT_ID_LEN_MAX + 32]; /* "" or "/v1/accounts/<id>" */
@@ -79,6 +94,8 @@ struct commit_config {
     const struct audit_signer *audit_signer;
     uint32_t audit_checkpoint_records;
     uint32_t audit_checkpoint_interval_ms;
+    /* Commit worker threads: at most store_writers() (SQLite: 1); 0 takes that many. */
+    uint32_t workers;
 };
 
 struct commit;
@@ -99,6 +116,7 @@ void commit_stop(struct commit *c, int64_t deadline_mono_ns);
 int commit_audit_note(struct commit *c, const struct audit_record *r);
 
 /* Gauges and counters for metrics and readiness (thread-safe, approximate). */
+uint32_t commit_workers(const struct commit *c);
 uint32_t commit_queue_depth(const struct commit *c);
 /* Commands the queue holds before commit_submit answers -EAGAIN (cfg.queue_depth_max). */
 uint32_t commit_queue_capacity(const struct commit *c);

@@ -18,5 +18,7 @@ struct store_migration {
 /* In version order, no gaps checked here (store_migrate_up checks). */
 extern const struct store_migration store_migrations_sqlite[];
 extern const size_t store_migrations_sqlite_count;
+extern const struct store_migration store_migrations_postgres[];
+extern const size_t store_migrations_postgres_count;
 
 #endif

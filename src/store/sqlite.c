@@ -371,6 +371,7 @@ static int sq_reader(struct sq_store *s, struct sq_conn **out)
     s->readers = c;
     pthread_mutex_unlock(&s->readers_lock);
     metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_READER, 1);
+    metrics_gauge_add(METRIC_DB_POOL_MAX, METRICS_DB_READER, 1); /* never waits: max = open */
     int64_t waited = clock_mono_ns() - open_start_ns;
     metrics_observe(METRIC_DB_ACQUIRE_WAIT, METRICS_DB_READER, waited > 0 ? (uint64_t)waited : 0);
     *out = c;
@@ -687,8 +688,10 @@ static void sq_checkpointer_stop(struct sq_store *s)
     sq_conn_close(&k->conn);
 }
 
-static int sq_open(const char *location, void **be_out, struct buf *err)
+static int sq_open(const char *location, const struct store_options *opts, void **be_out,
+                   struct buf *err)
 {
+    (void)opts; /* one file, no pool */
     size_t len = strlen(location);
     if (len == 0 || location[len - 1] == '/') {
         (void)buf_append_str(err, "database URL names no file (sqlite:///abs/path.db)");
@@ -750,6 +753,7 @@ static int sq_open(const char *location, void **be_out, struct buf *err)
     pthread_mutex_init(&s->readers_lock, NULL);
     pthread_mutex_init(&s->admin_lock, NULL);
     metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_WRITER, 1);
+    metrics_gauge_add(METRIC_DB_POOL_MAX, METRICS_DB_WRITER, 1); /* never waits: max = open */
     *be_out = s;
     return 0;
 
@@ -774,6 +778,7 @@ static void sq_close(void *be)
         sq_conn_close(c);
         free(c);
         metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_READER, -1);
+        metrics_gauge_add(METRIC_DB_POOL_MAX, METRICS_DB_READER, -1);
         c = next;
     }
     sq_conn_close(&s->admin);
@@ -782,6 +787,7 @@ static void sq_close(void *be)
     /* Closing the last connection checkpoints the WAL into the database file. */
     sq_conn_close(&s->writer);
     metrics_gauge_add(METRIC_DB_POOL_SIZE, METRICS_DB_WRITER, -1);
+    metrics_gauge_add(METRIC_DB_POOL_MAX, METRICS_DB_WRITER, -1); /* never waits: max = open */
     pthread_key_delete(s->reader_key);
     pthread_mutex_destroy(&s->readers_lock);
     free(s);
@@ -2050,6 +2056,8 @@ static int sq_wr_idem_purge(void *be, int64_t now_ms, size_t limit, size_t *dele
 
 const struct store_backend_ops store_sqlite_ops = {
     .scheme = "sqlite://",
+    .concurrent = false,
+    .system_name = "sqlite",
     .open = sq_open,
     .close = sq_close,
     .migration_status = sq_migration_status,

@@ -19,27 +19,43 @@
 
 struct store {
     const struct store_backend_ops *ops;
-    void *be;     /* the backend's own state */
-    bool tx_open; /* the writer is in a transaction (the commit worker's thread only) */
+    void *be; /* the backend's own state */
 };
+
+/* The store whose writer the calling thread holds in a transaction, if any: each commit worker
+ * thread has its own transaction (one at a time). */
+static _Thread_local const struct store *store_tx_owner;
 
 /* Connections in use, for ledgerd_db_pool_connections: a read holds the calling thread's
  * reader for its duration, a transaction holds the writer from BEGIN to COMMIT/ROLLBACK. The
- * adds go to the calling thread's metrics shard, so readers on many threads share nothing. */
-static void store_in_use(enum metrics_db_role role, int64_t delta)
+ * adds go to the calling thread's metrics shard, so readers on many threads share nothing.
+ * A pooled backend counts its connections itself. */
+static void store_in_use_of(const struct store *s, enum metrics_db_role role, int64_t delta)
 {
-    metrics_gauge_add(METRIC_DB_POOL_CONNS, metrics_db_conns_series(role, METRICS_DB_IN_USE),
-                      delta);
+    if (!s->ops->concurrent) {
+        metrics_gauge_add(METRIC_DB_POOL_CONNS, metrics_db_conns_series(role, METRICS_DB_IN_USE),
+                          delta);
+    }
 }
 
 /* Backends by URL scheme. */
 static const struct store_backend_ops *const store_backends[] = {
     &store_sqlite_ops,
+    &store_pg_ops,
+    &store_pgsql_ops,
 };
 
 int store_open(const char *url, struct store **out, struct buf *err)
 {
+    static const struct store_options defaults;
+    return store_open_with(url, &defaults, out, err);
+}
+
+int store_open_with(const char *url, const struct store_options *opts, struct store **out,
+                    struct buf *err)
+{
     ASSERT(url != NULL);
+    ASSERT(opts != NULL);
     ASSERT(out != NULL);
     ASSERT(err != NULL);
     *out = NULL;
@@ -55,7 +71,8 @@ int store_open(const char *url, struct store **out, struct buf *err)
         }
     }
     if (ops == NULL) {
-        (void)buf_append_str(err, "unsupported database URL scheme (expected sqlite://)");
+        (void)buf_append_str(err, "unsupported database URL scheme (expected sqlite://, "
+                                  "postgres:// or postgresql://)");
         return -EINVAL;
     }
 
@@ -65,7 +82,7 @@ int store_open(const char *url, struct store **out, struct buf *err)
         return -ENOMEM;
     }
     s->ops = ops;
-    int rc = ops->open(location, &s->be, err);
+    int rc = ops->open(location, opts, &s->be, err);
     if (rc != 0) {
         free(s);
         return rc;
@@ -111,19 +128,37 @@ int store_migrate_up_as(struct store *s, const char *actor,
 int store_ping(struct store *s)
 {
     ASSERT(s != NULL);
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->ping(s->be);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
+}
+
+bool store_concurrent(const struct store *s)
+{
+    ASSERT(s != NULL);
+    return s->ops->concurrent;
+}
+
+uint32_t store_writers(const struct store *s)
+{
+    ASSERT(s != NULL);
+    return s->ops->writers != NULL ? s->ops->writers(s->be) : 1;
+}
+
+const char *store_system_name(const struct store *s)
+{
+    ASSERT(s != NULL);
+    return s->ops->system_name;
 }
 
 int store_account_get(struct store *s, const char *id, store_account_fn fn, void *ctx)
 {
     ASSERT(s != NULL);
     ASSERT(id != NULL && fn != NULL);
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->account_get(s->be, id, fn, ctx);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -131,9 +166,9 @@ int store_transfer_get(struct store *s, const char *id, store_transfer_fn fn, vo
 {
     ASSERT(s != NULL);
     ASSERT(id != NULL && fn != NULL);
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->transfer_get(s->be, id, fn, ctx);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -145,9 +180,9 @@ int store_accounts_list(struct store *s, const char *ledger, struct store_page *
     ASSERT(page->limit >= 1 && page->limit <= LIMIT_LIST_MAX);
     page->last_seq_out = page->after_seq;
     page->more_out = false;
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->accounts_list(s->be, ledger, page, fn, ctx);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -159,9 +194,9 @@ int store_account_transfers_list(struct store *s, const char *account_id, struct
     ASSERT(page->limit >= 1 && page->limit <= LIMIT_LIST_MAX);
     page->last_seq_out = page->after_seq;
     page->more_out = false;
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->account_transfers_list(s->be, account_id, page, fn, ctx);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -170,9 +205,9 @@ int store_idem_get(struct store *s, const char *principal, const char *key, int6
 {
     ASSERT(s != NULL);
     ASSERT(principal != NULL && key != NULL && fn != NULL);
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->idem_get(s->be, principal, key, now_ms, fn, ctx);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -191,9 +226,9 @@ int store_apikey_get(struct store *s, const char *id, struct store_apikey *out)
 {
     ASSERT(s != NULL);
     ASSERT(id != NULL && out != NULL);
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->apikey_get(s->be, id, out);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -201,9 +236,9 @@ int store_apikey_list(struct store *s, store_apikey_fn fn, void *ctx)
 {
     ASSERT(s != NULL);
     ASSERT(fn != NULL);
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->apikey_list(s->be, fn, ctx);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -228,9 +263,9 @@ int store_audit_tail(struct store *s, uint64_t *seq_out, uint8_t hash_out[AUDIT_
     ASSERT(seq_out != NULL && hash_out != NULL);
     *seq_out = 0;
     memset(hash_out, 0, AUDIT_HASH_BYTES);
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->audit_tail(s->be, seq_out, hash_out);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -242,9 +277,9 @@ int store_audit_records(struct store *s, struct store_page *page, store_audit_re
     ASSERT(page->limit >= 1 && page->limit <= LIMIT_LIST_MAX);
     page->last_seq_out = page->after_seq;
     page->more_out = false;
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->audit_records(s->be, page, fn, ctx);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -253,9 +288,9 @@ int store_audit_checkpoints(struct store *s, uint64_t after_seq, store_audit_che
 {
     ASSERT(s != NULL);
     ASSERT(fn != NULL);
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->audit_checkpoints(s->be, after_seq, fn, ctx);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -264,9 +299,9 @@ int store_audit_trail(struct store *s, uint64_t after_seq, store_audit_record_fn
 {
     ASSERT(s != NULL);
     ASSERT(record_fn != NULL && checkpoint_fn != NULL);
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->audit_trail(s->be, after_seq, record_fn, checkpoint_fn, ctx);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -276,9 +311,9 @@ int store_audit_checkpoint_last(struct store *s, uint64_t *seq_out, int64_t *tim
     ASSERT(seq_out != NULL && time_unix_ms_out != NULL);
     *seq_out = 0;
     *time_unix_ms_out = 0;
-    store_in_use(METRICS_DB_READER, 1);
+    store_in_use_of(s, METRICS_DB_READER, 1);
     int rc = s->ops->audit_checkpoint_last(s->be, seq_out, time_unix_ms_out);
-    store_in_use(METRICS_DB_READER, -1);
+    store_in_use_of(s, METRICS_DB_READER, -1);
     return rc;
 }
 
@@ -292,9 +327,9 @@ int store_audit_checkpoint_insert(struct store *s, const struct audit_checkpoint
 /* Ends the writer's use once: after a COMMIT, or the ROLLBACK that follows a failed one. */
 static void store_tx_end(struct store *s)
 {
-    if (s->tx_open) {
-        s->tx_open = false;
-        store_in_use(METRICS_DB_WRITER, -1);
+    if (store_tx_owner == s) {
+        store_tx_owner = NULL;
+        store_in_use_of(s, METRICS_DB_WRITER, -1);
     }
 }
 
@@ -304,16 +339,20 @@ int store_tx_begin(struct store *s)
 {
     ASSERT(s != NULL);
     store_tx_end(s); /* a transaction SQLite ended on its own after a failed COMMIT */
+    ASSERT(store_tx_owner == NULL); /* one transaction per thread */
     int64_t t0 = clock_mono_ns();
     int rc = s->ops->tx_begin(s->be);
-    int64_t waited = clock_mono_ns() - t0;
-    metrics_observe(METRIC_DB_ACQUIRE_WAIT, METRICS_DB_WRITER, waited > 0 ? (uint64_t)waited : 0);
-    if (rc == -EBUSY) {
-        metrics_add(METRIC_DB_ACQUIRE_TIMEOUT, METRICS_DB_WRITER, 1);
+    if (!s->ops->concurrent) {
+        int64_t waited = clock_mono_ns() - t0;
+        metrics_observe(METRIC_DB_ACQUIRE_WAIT, METRICS_DB_WRITER,
+                        waited > 0 ? (uint64_t)waited : 0);
+        if (rc == -EBUSY) {
+            metrics_add(METRIC_DB_ACQUIRE_TIMEOUT, METRICS_DB_WRITER, 1);
+        }
     }
     if (rc == 0) {
-        s->tx_open = true;
-        store_in_use(METRICS_DB_WRITER, 1);
+        store_tx_owner = s;
+        store_in_use_of(s, METRICS_DB_WRITER, 1);
     }
     return rc;
 }
@@ -347,6 +386,61 @@ int store_wr_transfer_load(struct store *s, const char *id, struct ledger_book *
     ASSERT(s != NULL);
     ASSERT(id != NULL && b != NULL);
     return s->ops->wr_transfer_load(s->be, id, b);
+}
+
+int store_wr_accounts_load(struct store *s, const char *const *ids, size_t n, struct ledger_book *b)
+{
+    ASSERT(s != NULL);
+    ASSERT((ids != NULL || n == 0) && b != NULL);
+    if (n == 0) {
+        return 0;
+    }
+    if (s->ops->wr_accounts_load != NULL) {
+        return s->ops->wr_accounts_load(s->be, ids, n, b);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = s->ops->wr_account_load(s->be, ids[i], b);
+    }
+    return rc;
+}
+
+int store_wr_transfers_load(struct store *s, const char *const *ids, size_t n,
+                            struct ledger_book *b)
+{
+    ASSERT(s != NULL);
+    ASSERT((ids != NULL || n == 0) && b != NULL);
+    if (n == 0) {
+        return 0;
+    }
+    if (s->ops->wr_transfers_load != NULL) {
+        return s->ops->wr_transfers_load(s->be, ids, n, b);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = s->ops->wr_transfer_load(s->be, ids[i], b);
+    }
+    return rc;
+}
+
+int store_wr_idem_get(struct store *s, const char *principal, const char *key, int64_t now_ms,
+                      store_idem_fn fn, void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT(principal != NULL && key != NULL && fn != NULL);
+    ASSERT(s->ops->wr_idem_get != NULL); /* concurrent backends only */
+    ASSERT(store_tx_owner == s);
+    return s->ops->wr_idem_get(s->be, principal, key, now_ms, fn, ctx);
+}
+
+int store_wr_idem_get_many(struct store *s, const char *const *principals, const char *const *keys,
+                           size_t n, int64_t now_ms, store_idem_many_fn fn, void *ctx)
+{
+    ASSERT(s != NULL);
+    ASSERT((n == 0 || (principals != NULL && keys != NULL)) && fn != NULL);
+    ASSERT(s->ops->wr_idem_get_many != NULL); /* concurrent backends only */
+    ASSERT(store_tx_owner == s);
+    return n == 0 ? 0 : s->ops->wr_idem_get_many(s->be, principals, keys, n, now_ms, fn, ctx);
 }
 
 int store_wr_due_pendings(struct store *s, int64_t now_ms, size_t limit, struct ledger_book *b,
@@ -388,7 +482,7 @@ int store_wr_audit_append(struct store *s, struct audit_record *r)
 {
     ASSERT(s != NULL);
     ASSERT(r != NULL);
-    ASSERT(s->tx_open);
+    ASSERT(store_tx_owner == s);
     return s->ops->wr_audit_append(s->be, r);
 }
 
@@ -396,7 +490,7 @@ int store_wr_audit_tail(struct store *s, uint64_t *seq_out, uint8_t hash_out[AUD
 {
     ASSERT(s != NULL);
     ASSERT(seq_out != NULL && hash_out != NULL);
-    ASSERT(s->tx_open);
+    ASSERT(store_tx_owner == s);
     *seq_out = 0;
     memset(hash_out, 0, AUDIT_HASH_BYTES);
     return s->ops->wr_audit_tail(s->be, seq_out, hash_out);
@@ -406,7 +500,7 @@ int store_wr_audit_checkpoint_insert(struct store *s, const struct audit_checkpo
 {
     ASSERT(s != NULL);
     ASSERT(cp != NULL && cp->seq >= 1);
-    ASSERT(s->tx_open);
+    ASSERT(store_tx_owner == s);
     return s->ops->wr_audit_checkpoint_insert(s->be, cp);
 }
 

@@ -4,13 +4,23 @@
  * Two sides: reads, callable from any thread (SQLite: each thread gets its own read connection
  * on the WAL, opened on first use), and the writer, used only by the commit worker thread,
  * which runs one transaction per batch (group commit). Backends are chosen by URL scheme:
- * sqlite:///abs/path.db or sqlite://relative/path.db (PostgreSQL comes later behind the same
- * functions). Amounts are stored as 16-byte big-endian blobs; commit order is a per-table
- * sequence number that lists use as their cursor.
+ * sqlite:///abs/path.db or sqlite://relative/path.db, and postgres:// or postgresql:// (libpq's
+ * URL, docs/operations/scaling.md). Commit order is a per-table sequence number that lists use
+ * as their cursor.
+ *
+ * Concurrent backends (PostgreSQL; store_concurrent): several commit workers, in this process
+ * and in other ledgerd processes, write the same rows at once. Their writer then locks every
+ * row it loads until its transaction ends, a command with an idempotency key is checked again
+ * inside the transaction (store_wr_idem_get), and any writer call may fail with -EAGAIN: a
+ * serialization failure, a deadlock or a concurrent insert of the same key, after which the
+ * transaction must be rolled back and run again from the start. Their reads wait on the
+ * network: they must never run on an I/O thread.
  *
  * Errors: 0 on success; -ENOENT when the thing asked for does not exist; -EIO when the
- * database failed (the message is logged by the store); -EBUSY when the database is locked by
- * another process past the busy timeout; -EINVAL for a malformed URL.
+ * database failed or cannot be reached (the message is logged by the store); -EBUSY when the
+ * database is locked by another process past the busy timeout, or no pooled connection came
+ * free within the acquire timeout, or a statement ran past its timeout; -EAGAIN (concurrent
+ * backends, writer calls) as above; -EINVAL for a malformed URL.
  *
  * Besides the commit worker's writer, a store has an administrative writer for the rare writes
  * that do not go through the commit worker (API keys, audit records of the command line or of
@@ -34,10 +44,23 @@
 
 struct store;
 
-/* Opens the database named by url (creating the file and its directory if needed; sets WAL and
- * synchronous=FULL). Does not migrate. On failure returns a negative code and writes a
- * one-line reason into err. */
+/* Connection settings of the pooled backends (PostgreSQL; SQLite ignores them). A zero field
+ * takes its default. */
+struct store_options {
+    uint32_t pool_size;                 /* reader connections (default 8) */
+    uint32_t writers;                   /* writer connections = commit workers (default 4) */
+    uint32_t acquire_timeout_ms;        /* wait for a free connection (default 2000) */
+    uint32_t conn_max_lifetime_seconds; /* a connection is replaced after this (default 1800) */
+    uint32_t statement_timeout_ms;      /* per statement, server side (default 5000) */
+    const char *password;               /* NULL: from the URL or libpq's own sources */
+};
+
+/* Opens the database named by url (SQLite: creating the file and its directory if needed;
+ * sets WAL and synchronous=FULL). Does not migrate. On failure returns a negative code and
+ * writes a one-line reason into err. store_open uses the default options. */
 int store_open(const char *url, struct store **out, struct buf *err);
+int store_open_with(const char *url, const struct store_options *opts, struct store **out,
+                    struct buf *err);
 /* Closes every connection, the readers of all threads included. No other thread may be using
  * the store. */
 void store_close(struct store *s);
@@ -70,6 +93,14 @@ int store_migrate_up_as(struct store *s, const char *actor,
 
 /* Cheap liveness query on the calling thread's read connection. */
 int store_ping(struct store *s);
+
+/* True for a concurrent backend (see the top of this file). */
+bool store_concurrent(const struct store *s);
+/* How many commit workers the store can serve at once: 1 for SQLite (one writer), the
+ * writers option for PostgreSQL. */
+uint32_t store_writers(const struct store *s);
+/* "sqlite" or "postgresql": the OpenTelemetry db.system.name of the backend. */
+const char *store_system_name(const struct store *s);
 
 /* ---------------------------------------------------------------------------------------
  * Reads (any thread). Callbacks receive rows whose pointers (metadata, strings) are valid only
@@ -157,9 +188,12 @@ typedef int (*store_audit_record_fn)(void *ctx, const struct audit_record *r);
 typedef int (*store_audit_checkpoint_fn)(void *ctx, const struct audit_checkpoint *cp);
 
 /* The commit worker, inside its open transaction (store_tx_begin): links r after the current
- * tail (audit_chain_next sets seq, prev_hash, hash) and inserts it. Returns 0; -EINVAL when r
- * does not validate; -EOVERFLOW; -EBUSY; -EIO. When the transaction rolls back, r's seq and
- * hash mean nothing: the next append reads the tail again. */
+ * tail (audit_chain_next sets seq, prev_hash, hash) and inserts it. A concurrent store may defer
+ * both to the transaction's first write (store_wr_changes, else store_tx_commit), so that its
+ * ledger lock is held only from there: r must stay valid and unchanged until the transaction
+ * ends, and its seq and hash are set by then. Returns 0; -EINVAL when r does not validate;
+ * -EOVERFLOW; -EBUSY; -EIO. When the transaction rolls back, r's seq and hash mean nothing: the
+ * next append reads the tail again. */
 int store_wr_audit_append(struct store *s, struct audit_record *r);
 /* The same in a transaction of its own on the administrative writer (any thread). */
 int store_audit_append_one(struct store *s, struct audit_record *r);
@@ -194,7 +228,9 @@ int store_audit_checkpoint_insert(struct store *s, const struct audit_checkpoint
 /* ---------------------------------------------------------------------------------------
  * The writer (the commit worker's thread only).
  * ------------------------------------------------------------------------------------- */
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. Commit makes the transaction durable (one fsync). */
+/* The writer is the calling thread's: on a concurrent backend each commit worker thread has
+ * its own transaction (at most one per thread); on SQLite only one thread may use it.
+ * BEGIN IMMEDIATE / COMMIT / ROLLBACK. Commit makes the transaction durable (one fsync). */
 int store_tx_begin(struct store *s);
 int store_tx_commit(struct store *s);
 void store_tx_rollback(struct store *s);
@@ -203,6 +239,13 @@ void store_tx_rollback(struct store *s);
  * 0 whether found or not; -ENOSPC when the book is full; -EIO. */
 int store_wr_account_load(struct store *s, const char *id, struct ledger_book *b);
 int store_wr_transfer_load(struct store *s, const char *id, struct ledger_book *b);
+/* The same for n ids at once (duplicates allowed, any order). A concurrent backend locks the
+ * rows in byte order of their ids, whatever the order given, so that two writers loading
+ * overlapping sets never deadlock; transfers come with their pending state. */
+int store_wr_accounts_load(struct store *s, const char *const *ids, size_t n,
+                           struct ledger_book *b);
+int store_wr_transfers_load(struct store *s, const char *const *ids, size_t n,
+                            struct ledger_book *b);
 /* Loads up to limit pending transfers in state PENDING with 0 < expires_at_ms <= now_ms (oldest
  * deadline first) and their accounts into the book; writes their ids into ids_out (room for
  * limit ids) and the count into *n_out. */
@@ -210,9 +253,24 @@ int store_wr_due_pendings(struct store *s, int64_t now_ms, size_t limit, struct 
                           char (*ids_out)[LIMIT_ID_LEN_MAX + 1], size_t *n_out);
 /* Earliest deadline of a PENDING transfer, or 0 when none: lets the worker sleep until then. */
 int store_wr_next_deadline(struct store *s, int64_t *deadline_ms_out);
-/* Writes everything the book changed (ledger_book_changes). */
+/* Writes everything the book changed (ledger_book_changes). A concurrent store may send some of
+ * it with the COMMIT instead, so an error of those writes (-EAGAIN: another writer inserted the
+ * same id first) is then store_tx_commit's. */
 int store_wr_changes(struct store *s, const struct ledger_book *b);
-/* Inserts or replaces the idempotency record of (principal, key). */
+/* The idempotency record of (principal, key) not expired at now_ms, as the writer's
+ * transaction sees it now (committed by anyone); -ENOENT when none. */
+int store_wr_idem_get(struct store *s, const char *principal, const char *key, int64_t now_ms,
+                      store_idem_fn fn, void *ctx);
+/* The same for n pairs at once (a concurrent store's batch: one round trip): fn(ctx, i, r) for
+ * each pair i (0-based) that has a record in force, in any order; pairs without one are not
+ * called. A callback returning non-zero stops and its value is returned. Concurrent backends
+ * only. */
+typedef int (*store_idem_many_fn)(void *ctx, size_t i, const struct store_idem_record *r);
+int store_wr_idem_get_many(struct store *s, const char *const *principals, const char *const *keys,
+                           size_t n, int64_t now_ms, store_idem_many_fn fn, void *ctx);
+/* Inserts the idempotency record of (principal, key), replacing an expired one. A concurrent
+ * backend answers -EAGAIN when a record in force exists (stored meanwhile by another writer):
+ * run the transaction again, and store_wr_idem_get finds it. */
 int store_wr_idem_put(struct store *s, const char *principal, const char *key,
                       const struct store_idem_record *r, int64_t created_at_ms);
 /* Deletes up to limit records that expired before now_ms; *deleted_out gets the count. */

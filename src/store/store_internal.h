@@ -22,7 +22,13 @@ struct store_backend_ops {
     /* URL prefix handled by the backend, e.g. "sqlite://"; open() receives the rest. */
     const char *scheme;
 
-    int (*open)(const char *location, void **be_out, struct buf *err);
+    /* Concurrent backend (store.h); the backend counts its own connections in use and acquire
+     * waits in the pool metrics (store.c does it for the others). */
+    bool concurrent;
+    const char *system_name;
+
+    int (*open)(const char *location, const struct store_options *opts, void **be_out,
+                struct buf *err);
     void (*close)(void *be);
 
     int (*migration_status)(void *be, struct store_migration_status *out);
@@ -30,6 +36,7 @@ struct store_backend_ops {
                       void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
                       struct buf *err);
     int (*ping)(void *be);
+    uint32_t (*writers)(void *be);
 
     int (*account_get)(void *be, const char *id, store_account_fn fn, void *ctx);
     int (*transfer_get)(void *be, const char *id, store_transfer_fn fn, void *ctx);
@@ -58,6 +65,14 @@ struct store_backend_ops {
     void (*tx_rollback)(void *be);
     int (*wr_account_load)(void *be, const char *id, struct ledger_book *b);
     int (*wr_transfer_load)(void *be, const char *id, struct ledger_book *b);
+    /* May be NULL: store.c then loads one id at a time. */
+    int (*wr_accounts_load)(void *be, const char *const *ids, size_t n, struct ledger_book *b);
+    int (*wr_transfers_load)(void *be, const char *const *ids, size_t n, struct ledger_book *b);
+    /* Concurrent backends only (NULL otherwise). */
+    int (*wr_idem_get)(void *be, const char *principal, const char *key, int64_t now_ms,
+                       store_idem_fn fn, void *ctx);
+    int (*wr_idem_get_many)(void *be, const char *const *principals, const char *const *keys,
+                            size_t n, int64_t now_ms, store_idem_many_fn fn, void *ctx);
     int (*wr_due_pendings)(void *be, int64_t now_ms, size_t limit, struct ledger_book *b,
                            char (*ids_out)[LIMIT_ID_LEN_MAX + 1], size_t *n_out);
     int (*wr_next_deadline)(void *be, int64_t *deadline_ms_out);
@@ -70,7 +85,10 @@ struct store_backend_ops {
     int (*wr_audit_checkpoint_insert)(void *be, const struct audit_checkpoint *cp);
 };
 
-/* The SQLite backend (sqlite.c). */
+/* The SQLite backend (sqlite.c) and the PostgreSQL backend (pg.c), which answers both
+ * postgres:// and postgresql:// (store_pg_ops, store_pgsql_ops: the same functions). */
 extern const struct store_backend_ops store_sqlite_ops;
+extern const struct store_backend_ops store_pg_ops;
+extern const struct store_backend_ops store_pgsql_ops;
 
 #endif

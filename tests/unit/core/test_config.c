@@ -530,7 +530,7 @@ static void test_print(void **state)
     assert_non_null(strstr(out, "LEDGERD_IDEMPOTENCY_REQUIRED=true\n"));
     assert_non_null(strstr(out, "LEDGERD_BODY_BYTES_MAX=1048576\n"));
     assert_non_null(strstr(out, "LEDGERD_EXPIRY_INTERVAL_MS=250\n"));
-    assert_int_equal(count_lines(out), 48); /* one line per setting */
+    assert_int_equal(count_lines(out), 62); /* one line per setting */
     free(out);
 
     /* The printed configuration loads back to the same settings. */
@@ -789,6 +789,68 @@ static void test_jwt_settings(void **state)
     unlink(path);
 }
 
+/* The database pool and the Redis cache: URLs, Sentinel lists, their cross-checks, and a
+ * password in a redis:// URL never printed. */
+static void test_scale_out_settings(void **state)
+{
+    (void)state;
+    struct config cfg;
+    const char *err = NULL;
+    env_clear();
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_int_equal(cfg.db_pool_size, 8);
+    assert_int_equal(cfg.db_writers, 4);
+    assert_string_equal(cfg.redis_url, "");
+
+    env_set("LEDGERD_DB_WRITERS", "0");
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_memory_equal(err, "LEDGERD_DB_WRITERS: ", 20);
+    env_clear();
+
+    env_set("LEDGERD_REDIS_URL", "redis://:hunter2@cache:6379/2");
+    assert_int_equal(load(&cfg, &err), 0);
+    char *out = print_to_string(&cfg, false);
+    assert_null(strstr(out, "hunter2"));
+    assert_non_null(strstr(out, "LEDGERD_REDIS_URL=redis://:***@cache:6379/2\n"));
+    free(out);
+
+    static const char *const bad_urls[] = {"http://cache:6379", "redis://", "redis://a b",
+                                           "cache:6379"};
+    for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+        env_clear();
+        env_set("LEDGERD_REDIS_URL", bad_urls[i]);
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        assert_memory_equal(err, "LEDGERD_REDIS_URL: ", 19);
+    }
+
+    env_clear();
+    env_set("LEDGERD_REDIS_SENTINELS", "10.0.0.1:26379,[::1]:26380,sentinel-3:26381");
+    env_set("LEDGERD_REDIS_MASTER_NAME", "ledgerd");
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_string_equal(cfg.redis_master_name, "ledgerd");
+
+    static const char *const bad_sentinels[] = {"host",       "host:", ":26379",   "host:0",
+                                                "host:65536", "a:1,",  "a:1,,b:2", "a:x1"};
+    for (size_t i = 0; i < sizeof(bad_sentinels) / sizeof(bad_sentinels[0]); i++) {
+        env_clear();
+        env_set("LEDGERD_REDIS_SENTINELS", bad_sentinels[i]);
+        env_set("LEDGERD_REDIS_MASTER_NAME", "m");
+        assert_int_equal(load(&cfg, &err), -EINVAL);
+        assert_memory_equal(err, "LEDGERD_REDIS_SENTINELS: ", 25);
+    }
+
+    /* Sentinels need a master name; a URL and sentinels exclude each other. */
+    env_clear();
+    env_set("LEDGERD_REDIS_SENTINELS", "s:26379");
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_int_equal(count_lines(err), 1);
+    assert_memory_equal(err, "LEDGERD_REDIS_SENTINELS: needs LEDGERD_REDIS_MASTER_NAME", 56);
+    env_set("LEDGERD_REDIS_MASTER_NAME", "m");
+    env_set("LEDGERD_REDIS_URL", "redis://cache:6379");
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_non_null(strstr(err, "not both"));
+}
+
 static void test_roles(void **state)
 {
     (void)state;
@@ -940,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_path_settings),
         cmocka_unit_test(test_jwt_settings),
         cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_scale_out_settings),
         cmocka_unit_test(test_read_secret_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

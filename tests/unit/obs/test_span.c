@@ -680,7 +680,7 @@ static void test_child_spans(void **state)
     struct span *batch = span_batch_commit_new(3, 7, 30);
     assert_false(batch->has_parent);
     assert_memory_not_equal(batch->trace_id, tid, 16);
-    struct span *db = span_db_commit_new(batch, 3, 31);
+    struct span *db = span_db_commit_new(batch, "sqlite", 3, 31);
     assert_int_equal(db->kind, SPAN_KIND_CLIENT);
     assert_string_equal(db->name, "COMMIT");
     root = encode_one(db);

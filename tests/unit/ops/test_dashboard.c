@@ -205,7 +205,7 @@ static void test_page_draws_every_required_series(void **state)
         "\"ledgerd_http_request_duration_seconds\"",
         "\"ledgerd_idempotency_lookups_total\"",
         "\"ledgerd_db_pool_connections\"",
-        "\"ledgerd_db_pool_size\"",
+        "\"ledgerd_db_pool_max_connections\"",
         "\"ledgerd_commit_queue_depth\"",
         "\"ledgerd_commit_queue_capacity\"",
         "\"ledgerd_commit_duration_seconds\"",

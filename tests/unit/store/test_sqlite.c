@@ -241,7 +241,7 @@ static void test_open_rejects_bad_urls(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "postgres://localhost/x", "sqlite:/x.db", "sqlite://", "sqlite:///tmp/ledgerd-no-file/", "",
+        "mysql://localhost/x", "sqlite:/x.db", "sqlite://", "sqlite:///tmp/ledgerd-no-file/", "",
         "SQLITE:///x.db"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct store *s = (struct store *)&s; /* must be overwritten */
