@@ -10,7 +10,7 @@ PYTEST ?= /usr/bin/python3 -m pytest -q -p no:cacheprovider
 C_SOURCES = $(shell find src tests bench -name '*.[ch]' 2>/dev/null)
 
 .PHONY: all build run test test-unit test-system test-asan fuzz lint fmt fmt-check clean deps deps-test \
-        bench bench-quick bench-soak bench-obs bench-auth
+        bench bench-quick bench-soak bench-obs bench-auth bench-pg
 
 all: build
 
@@ -37,17 +37,21 @@ asan: deps-test $(ASAN_BUILD)/Makefile
 run: build
 	@bash scripts/run.sh ./$(BUILD)/ledgerd
 
+# Suites that need PostgreSQL get a throwaway cluster (scripts/with-pg.sh); the system suite
+# runs twice, on SQLite and on PostgreSQL (LEDGERD_TEST_DB=postgres).
 test-unit: build
-	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	@bash scripts/with-pg.sh ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 test-system: build
-	@LEDGERD_BIN=$(CURDIR)/$(BUILD)/ledgerd $(PYTEST) tests/system tests/docs
+	@LEDGERD_BIN=$(CURDIR)/$(BUILD)/ledgerd bash scripts/with-pg.sh sh -c \
+	  '$(PYTEST) tests/system tests/docs && LEDGERD_TEST_DB=postgres $(PYTEST) tests/system'
 
 # The whole suite again on the AddressSanitizer + UndefinedBehaviorSanitizer build.
 test-asan: asan
-	@ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  LEDGERD_BIN=$(CURDIR)/$(ASAN_BUILD)/ledgerd LEDGERD_TEST_SLOW=1 $(PYTEST) tests/system
+	  LEDGERD_BIN=$(CURDIR)/$(ASAN_BUILD)/ledgerd LEDGERD_TEST_SLOW=1 bash scripts/with-pg.sh sh -c \
+	  'ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) && $(PYTEST) tests/system && \
+	   LEDGERD_TEST_DB=postgres $(PYTEST) tests/system'
 
 # libFuzzer targets, each run for FUZZ_SECONDS on the seed corpus in tests/fuzz/corpus.
 fuzz: deps-test
@@ -62,7 +66,7 @@ test: deps-test fmt-check build test-unit test-system test-asan fuzz lint
 # Benchmarks against references measured in the same run (bench/README.md); results are
 # appended to bench/RESULTS.md. They build their own Release binary.
 bench:
-	@bash bench/run.sh full
+	@bash bench/run.sh full && bash bench/pg.sh full
 
 bench-quick:
 	@bash bench/run.sh quick
@@ -78,6 +82,10 @@ bench-obs:
 # Authentication off vs API key vs JWT, same binary, interleaved: the cost per request (bench/README.md).
 bench-auth:
 	@bash bench/auth.sh full
+
+# ledgerd on PostgreSQL vs the same ledger as SQL functions driven by pgbench, on one cluster.
+bench-pg:
+	@bash bench/pg.sh full
 
 fmt:
 	@clang-format -i $(C_SOURCES)

@@ -7,6 +7,8 @@
 #          it answers, create the database "ledgerd"; prints the connection URL on stdout.
 #          PG_FSYNC=off makes it faster for functional tests (benchmarks keep the default, on).
 #   url    prints the URL of a started cluster.
+#   halt   fast shutdown, keeping DIR (an outage: clients lose their connections).
+#   resume starts a halted cluster again, on the same port.
 #   stop   fast shutdown, then removes DIR.
 set -euo pipefail
 
@@ -14,7 +16,7 @@ BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 cmd=${1:-}
 dir=${2:-}
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
-    echo "usage: bash scripts/pg.sh start|stop|url DIR" >&2
+    echo "usage: bash scripts/pg.sh start|stop|url|halt|resume DIR" >&2
     exit 2
 fi
 
@@ -30,6 +32,15 @@ as_owner() {
 }
 
 url() { echo "postgres://postgres@127.0.0.1:$(cat "$dir/port")/ledgerd"; }
+
+pg_start() {
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 -o \
+        "-p $(cat "$dir/port") -c listen_addresses=127.0.0.1 -k $dir -c fsync=$(cat "$dir/fsync")" \
+        start >/dev/null || {
+        cat "$dir/postgres.log" >&2
+        exit 1
+    }
+}
 
 case "$cmd" in
 start)
@@ -48,17 +59,20 @@ start)
         exit 1
     }
     echo "$port" >"$dir/port"
-    as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 -o \
-        "-p $port -c listen_addresses=127.0.0.1 -k $dir -c fsync=${PG_FSYNC:-on}" start \
-        >/dev/null || {
-        cat "$dir/postgres.log" >&2
-        exit 1
-    }
+    echo "${PG_FSYNC:-on}" >"$dir/fsync"
+    pg_start
+
     as_owner "$BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres ledgerd
     url
     ;;
 url)
     url
+    ;;
+halt)
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null
+    ;;
+resume)
+    pg_start
     ;;
 stop)
     if [ -d "$dir/data" ]; then
@@ -67,7 +81,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: bash scripts/pg.sh start|stop|url DIR" >&2
+    echo "usage: bash scripts/pg.sh start|stop|url|halt|resume DIR" >&2
     exit 2
     ;;
 esac

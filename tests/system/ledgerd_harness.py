@@ -83,6 +83,48 @@ def wait_for(pred, timeout=10.0, step=0.05):
     return pred()
 
 
+def backend():
+    """The database the suite runs against: "sqlite" (default) or "postgres"
+    ($LEDGERD_TEST_DB). In postgres mode every Server gets a database of its own on the cluster
+    at $LEDGERD_TEST_PG_URL (conftest.py starts a throwaway cluster when it is unset)."""
+    return os.environ.get("LEDGERD_TEST_DB", "sqlite")
+
+
+def pg_url_with_db(base_url, dbname):
+    """base_url (postgres://user@host:port/anything) pointing at database dbname instead."""
+    head, _, tail = base_url.partition("://")
+    authority, _, rest = tail.partition("/")
+    query = ""
+    if "?" in rest:
+        query = "?" + rest.split("?", 1)[1]
+    return f"{head}://{authority}/{dbname}{query}"
+
+
+def pg_create_database(base_url=None, prefix="t"):
+    """Creates an empty database on the test cluster and returns its URL."""
+    import psycopg2  # only postgres mode needs it
+
+    base_url = base_url or os.environ["LEDGERD_TEST_PG_URL"]
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    conn = psycopg2.connect(base_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+    return pg_url_with_db(base_url, name)
+
+
+def pg_connect(url):
+    """A psycopg2 connection (autocommit) to the database of url, for checks from the tests."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    return conn
+
+
 def uid(prefix="t"):
     return f"{prefix}-{uuid.uuid4().hex}"
 
@@ -214,6 +256,9 @@ class Server:
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.workdir / "ledgerd.db"
+        env = dict(env or {})
+        if backend() == "postgres" and "LEDGERD_DB" not in env:
+            env["LEDGERD_DB"] = pg_create_database()
         # The ledger's own tests run without credentials (LEDGERD_AUTH=off, allowed in the dev
         # environment only); test_auth.py runs with LEDGERD_AUTH=required and checks every
         # route. A test that names another environment gets authentication as production
@@ -222,7 +267,7 @@ class Server:
             "LEDGERD_LISTEN": "127.0.0.1:0",
             "LEDGERD_DB": "sqlite://" + str(self.db_path),
         }
-        self.env.update(env or {})
+        self.env.update(env)
         self.token = None
         self.provision_key = False
         if "LEDGERD_AUTH" not in self.env:

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from .ledgerd_harness import new_ledger, run_cli, wait_for
+from .ledgerd_harness import backend, new_ledger, pg_connect, run_cli, wait_for
 
 ROUTES_C = pathlib.Path(__file__).resolve().parents[2] / "src" / "http" / "routes.c"
 SCOPES = {"ledger:read", "ledger:write", "flags:read", "flags:write", "audit:read", "admin",
@@ -359,13 +359,20 @@ def test_the_server_signs_checkpoints(authed, tmp_path):
                   p.stdout)
     assert m and int(m.group(1)) >= 3 and m.group(3) == "0", p.stdout
     # A trail cut after a signed checkpoint no longer verifies.
-    db = pathlib.Path(srv.env["LEDGERD_DB"][len("sqlite://"):])
-    with sqlite3.connect(db) as conn:
-        conn.execute("DROP TRIGGER IF EXISTS audit_records_no_delete")
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
-                                    "tbl_name = 'audit_records'").fetchall():
-            conn.execute(f"DROP TRIGGER {name}")
-        conn.execute("DELETE FROM audit_records WHERE seq = (SELECT max(seq) FROM audit_records)")
+    last = "DELETE FROM audit_records WHERE seq = (SELECT max(seq) FROM audit_records)"
+    if backend() == "postgres":
+        conn = pg_connect(srv.env["LEDGERD_DB"])
+        with conn.cursor() as cur:
+            cur.execute("ALTER TABLE audit_records DISABLE TRIGGER USER")
+            cur.execute(last)
+        conn.close()
+    else:
+        db = pathlib.Path(srv.env["LEDGERD_DB"][len("sqlite://"):])
+        with sqlite3.connect(db) as conn:
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                        "AND tbl_name = 'audit_records'").fetchall():
+                conn.execute(f"DROP TRIGGER {name}")
+            conn.execute(last)
     p = run_cli(["audit", "verify"], env=srv.env)
     assert p.returncode == 1 and "FAILED" in p.stdout, p.stdout + p.stderr
 

@@ -9,6 +9,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from .ledgerd_harness import (
     assert_json, assert_problem, balances, create_account, new_ledger,
     read_response, slow_factor, transfer_body, uid,
@@ -257,6 +259,7 @@ def _threads(pid):
     return out
 
 
+@pytest.mark.sqlite_only
 def test_threads_are_named_and_the_checkpointer_yields(server, client):
     # top -H, perf and gdb show what each thread is; the WAL checkpointer is background work
     # that runs at nice 10 so the commit worker and the I/O threads go first on a busy core.
@@ -266,6 +269,7 @@ def test_threads_are_named_and_the_checkpointer_yields(server, client):
     assert len(threads.get("MHD-worker", [])) >= 1, threads
 
 
+@pytest.mark.sqlite_only
 def test_wal_is_checkpointed_under_writes(server, client):
     # The checkpointer copies the WAL into the database file in the background, while the
     # server runs: after ~80 MB of transfers the database file holds them and the WAL, which
