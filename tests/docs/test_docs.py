@@ -19,8 +19,13 @@ CHECKED_DOCS = [
     CONFIGURATION,
     READINESS,
     ROOT / "docs" / "operations" / "observability.md",
+    ROOT / "docs" / "operations" / "scaling.md",
     ROOT / "docs" / "security" / "README.md",
+    *sorted((ROOT / "docs" / "runbooks").glob("*.md")),
 ]
+METRICS_SOURCE = ROOT / "src" / "obs" / "metrics.c"
+METRIC_NAME = re.compile(r"\bledgerd_[a-z0-9_]*[a-z0-9]\b")
+NOT_METRICS = {"ledgerd_json"}  # logging.md: the name of an rsyslog template
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 REPO_PATH = re.compile(
@@ -182,3 +187,17 @@ def test_readiness_covers_every_checklist_point(point):
     headings = [line for line in READINESS.read_text(encoding="utf-8").splitlines()
                 if line.startswith("### ")]
     assert any(h.startswith(f"### {point} — ") for h in headings), point
+
+
+def test_every_named_metric_exists():
+    """A metric named in any document (a runbook's query, a panel's description) is one that
+    ledgerd exposes: a family of the catalogue, or one of its histogram series."""
+    families = set(re.findall(r'"(ledgerd_[a-z0-9_]+)"', METRICS_SOURCE.read_text()))
+    assert len(families) > 20, "the metric catalogue was not found"
+    unknown = set()
+    for doc in all_markdown():
+        for name in METRIC_NAME.findall(doc.read_text(encoding="utf-8")):
+            base = re.sub(r"_(bucket|count|sum)$", "", name)
+            if name not in families and base not in families and name not in NOT_METRICS:
+                unknown.add(f"{doc.relative_to(ROOT)}: {name}")
+    assert not unknown, sorted(unknown)
