@@ -260,12 +260,10 @@ run_wrk() {
 field() { tr ' ' '\n' <"$WORK/$1.bench" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 
 # ===== setup =====
-create_accounts() { # DB: migrates DB and creates the accounts in it
-    local db=$1
-    say "creating $ACCOUNTS accounts"
-    LEDGERD_DB="sqlite://$db" "$LEDGERD" migrate up >"$WORK/migrate.log" 2>&1 ||
-        { cat "$WORK/migrate.log" >&2; die "migrate up failed"; }
-    start_ledgerd setup "$db"
+# Creates $ACCOUNTS accounts through the server at $URL (accounts.lua, 32 connections from the
+# client core); its report ("created failed") is left in $WORK/accounts.done. Dies when the
+# accounts were not all answered.
+wrk_create_accounts() {
     local done_file=$WORK/accounts.done
     taskset -c "$CLIENT_CPU" wrk -t1 -c32 -d120s --timeout "$WRK_TIMEOUT" \
         -s "$BENCH_DIR/accounts.lua" "$URL" -- "$ACCOUNTS" "$done_file" >"$WORK/accounts.out" 2>&1 &
@@ -278,8 +276,17 @@ create_accounts() { # DB: migrates DB and creates the accounts in it
     done
     stop_pid "$wpid" INT
     [ -s "$done_file" ] || { cat "$WORK/accounts.out" >&2; die "accounts were not all answered"; }
+}
+
+create_accounts() { # DB: migrates DB and creates the accounts in it
+    local db=$1
+    say "creating $ACCOUNTS accounts"
+    LEDGERD_DB="sqlite://$db" "$LEDGERD" migrate up >"$WORK/migrate.log" 2>&1 ||
+        { cat "$WORK/migrate.log" >&2; die "migrate up failed"; }
+    start_ledgerd setup "$db"
     local created failed in_db
-    read -r created failed <"$done_file"
+    wrk_create_accounts
+    read -r created failed <"$WORK/accounts.done"
     stop_pid "$SERVER_PID" TERM
     in_db=$(sqlite3 "$db" 'SELECT count(*) FROM accounts')
     if [ "$in_db" != "$ACCOUNTS" ] || [ "$failed" != 0 ]; then

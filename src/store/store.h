@@ -48,7 +48,7 @@ struct store;
  * takes its default. */
 struct store_options {
     uint32_t pool_size;                 /* reader connections (default 8) */
-    uint32_t writers;                   /* writer connections = commit workers (default 4) */
+    uint32_t writers;                   /* writer connections = commit workers (default 2) */
     uint32_t acquire_timeout_ms;        /* wait for a free connection (default 2000) */
     uint32_t conn_max_lifetime_seconds; /* a connection is replaced after this (default 1800) */
     uint32_t statement_timeout_ms;      /* per statement, server side (default 5000) */

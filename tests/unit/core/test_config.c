@@ -799,7 +799,7 @@ static void test_scale_out_settings(void **state)
     env_clear();
     assert_int_equal(load(&cfg, &err), 0);
     assert_int_equal(cfg.db_pool_size, 8);
-    assert_int_equal(cfg.db_writers, 4);
+    assert_int_equal(cfg.db_writers, 2);
     assert_string_equal(cfg.redis_url, "");
 
     env_set("LEDGERD_DB_WRITERS", "0");
