@@ -362,14 +362,13 @@ static void test_open_rejects_bad_urls(void **state)
     assert_null(s);
     assert_true(err.len > 0);
     buf_reset(&err);
-    /* A server that is not there: open is lazy, the first use fails, the next fails fast. */
+    /* A server that is not there: open is lazy, the first use fails, and so does the next
+     * (inside the reconnect backoff: test_pgpool checks that it fails without connecting). */
     assert_int_equal(store_open("postgresql://nobody@127.0.0.1:1/none", &s, &err), 0);
     assert_int_equal(store_ping(s), -EIO);
-    int64_t t0 = clock_mono_ns();
-    assert_int_equal(store_ping(s), -EIO); /* inside the reconnect backoff */
-    assert_true(ms_since(t0) < 50.0);
+    assert_int_equal(store_ping(s), -EIO);
     assert_true(store_concurrent(s));
-    assert_int_equal(store_writers(s), 4);
+    assert_int_equal(store_writers(s), 2); /* the default */
     assert_string_equal(store_system_name(s), "postgresql");
     store_close(s);
     buf_release(&err);
