@@ -423,35 +423,12 @@ static int commit_expire_due(struct commit_worker *w, int64_t now_ms, size_t *ex
     return 0;
 }
 
-static int commit_prefetch_transfer(struct commit_worker *w, const struct ledger_transfer *t)
-{
-    struct store *s = w->c->store;
-    int rc = store_wr_transfer_load(s, t->id, w->book);
-    if (rc == 0 && t->pending_id[0] != '\0') {
-        rc = store_wr_transfer_load(s, t->pending_id, w->book);
-        const struct ledger_transfer *p =
-            rc == 0 ? ledger_book_transfer_find(w->book, t->pending_id) : NULL;
-        if (p != NULL) {
-            rc = store_wr_account_load(s, p->debit_account_id, w->book);
-            if (rc == 0) {
-                rc = store_wr_account_load(s, p->credit_account_id, w->book);
-            }
-        }
-    }
-    if (rc == 0 && t->debit_account_id[0] != '\0') {
-        rc = store_wr_account_load(s, t->debit_account_id, w->book);
-    }
-    if (rc == 0 && t->credit_account_id[0] != '\0') {
-        rc = store_wr_account_load(s, t->credit_account_id, w->book);
-    }
-    return rc;
-}
-
-/* A concurrent store's prefetch: every transfer the batch names in one bulk load, then every
- * account (those the transfers name and those of the pending transfers they resolve) in
- * another. The store locks each set in id order, so writers never wait on each other in a
- * cycle: all take transfers first, then accounts, each in the same order. */
-static int commit_prefetch_bulk(struct commit_worker *w)
+/* Loads everything the batch's commands reference into the book: every transfer the batch names
+ * in one bulk load, then every account (those the transfers name and those of the pending
+ * transfers they resolve) in another. A concurrent store locks each set in id order, so writers
+ * never wait on each other in a cycle: all take transfers first, then accounts, each in the same
+ * order. */
+static int commit_prefetch(struct commit_worker *w)
 {
     struct store *s = w->c->store;
     size_t n = 0;
@@ -494,26 +471,6 @@ static int commit_prefetch_bulk(struct commit_worker *w)
     }
     ASSERT(n <= COMMIT_IDS_MAX);
     return store_wr_accounts_load(s, w->ids, n, w->book);
-}
-
-/* Loads everything the batch's commands reference into the book. */
-static int commit_prefetch(struct commit_worker *w)
-{
-    if (w->c->concurrent) {
-        return commit_prefetch_bulk(w);
-    }
-    int rc = 0;
-    for (size_t i = 0; i < w->cmds_count && rc == 0; i++) {
-        const struct commit_cmd *cmd = w->cmds[i];
-        if (cmd->kind == COMMIT_ACCOUNT_CREATE) {
-            rc = store_wr_account_load(w->c->store, cmd->account.id, w->book);
-            continue;
-        }
-        for (size_t k = 0; k < cmd->transfers_count && rc == 0; k++) {
-            rc = commit_prefetch_transfer(w, &cmd->transfers[k]);
-        }
-    }
-    return rc;
 }
 
 /* A concurrent store: another worker or process may have stored a response under a command's
@@ -1115,11 +1072,11 @@ static int commit_worker_init(struct commit *c, struct commit_worker *w, uint32_
     w->results = calloc(LIMIT_COMMIT_ITEMS_MAX, sizeof(w->results[0]));
     w->stored = calloc(LIMIT_COMMIT_ITEMS_MAX, sizeof(const struct ledger_transfer *));
     w->due_ids = calloc(LIMIT_EXPIRY_SWEEP_MAX, sizeof(w->due_ids[0]));
-    w->ids = c->concurrent ? calloc(COMMIT_IDS_MAX, sizeof(w->ids[0])) : NULL;
+    w->ids = calloc(COMMIT_IDS_MAX, sizeof(w->ids[0]));
     /* Untouched pages of this stay unbacked until refusals are audited. */
     w->audit_taken = calloc(LIMIT_AUDIT_PENDING_MAX, sizeof(w->audit_taken[0]));
-    if (w->results == NULL || w->stored == NULL || w->due_ids == NULL ||
-        (c->concurrent && w->ids == NULL) || w->audit_taken == NULL) {
+    if (w->results == NULL || w->stored == NULL || w->due_ids == NULL || w->ids == NULL ||
+        w->audit_taken == NULL) {
         return -ENOMEM;
     }
     return ledger_book_new(LIMIT_BOOK_ACCOUNTS_MAX, LIMIT_BOOK_TRANSFERS_MAX,

@@ -2704,25 +2704,6 @@ static int pg_wr_changes(void *be, const struct ledger_book *b)
     return rc;
 }
 
-static int pg_wr_idem_get(void *be, const char *principal, const char *key, int64_t now_ms,
-                          store_idem_fn fn, void *ctx)
-{
-    struct pg_tx *tx = pg_tx_of(be);
-    const struct pg_fns to = {.idem = fn, .ctx = ctx};
-    struct pg_params p = {0};
-    pg_param_text(&p, principal);
-    pg_param_text(&p, key);
-    pg_param_i64(&p, now_ms);
-    PGresult *res = NULL;
-    int rc = pg_tx_query(tx, true, PG_IDEM_GET, &p, 1, -EAGAIN, "idempotency lookup", &res);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = pg_first_row(res, pg_idem_to, &to);
-    PQclear(res);
-    return rc;
-}
-
 static int pg_wr_idem_get_many(void *be, const char *const *principals, const char *const *keys,
                                size_t n, int64_t now_ms, store_idem_many_fn fn, void *ctx)
 {
@@ -2836,11 +2817,10 @@ static int pg_wr_audit_checkpoint_insert(void *be, const struct audit_checkpoint
         .tx_commit = pg_tx_commit, .tx_rollback = pg_tx_rollback,                                  \
         .wr_account_load = pg_wr_account_load, .wr_transfer_load = pg_wr_transfer_load,            \
         .wr_accounts_load = pg_wr_accounts_load, .wr_transfers_load = pg_wr_transfers_load,        \
-        .wr_idem_get = pg_wr_idem_get, .wr_idem_get_many = pg_wr_idem_get_many,                    \
-        .wr_due_pendings = pg_wr_due_pendings, .wr_next_deadline = pg_wr_next_deadline,            \
-        .wr_changes = pg_wr_changes, .wr_idem_put = pg_wr_idem_put,                                \
-        .wr_idem_purge = pg_wr_idem_purge, .wr_audit_append = pg_wr_audit_append,                  \
-        .wr_audit_tail = pg_wr_audit_tail,                                                         \
+        .wr_idem_get_many = pg_wr_idem_get_many, .wr_due_pendings = pg_wr_due_pendings,            \
+        .wr_next_deadline = pg_wr_next_deadline, .wr_changes = pg_wr_changes,                      \
+        .wr_idem_put = pg_wr_idem_put, .wr_idem_purge = pg_wr_idem_purge,                          \
+        .wr_audit_append = pg_wr_audit_append, .wr_audit_tail = pg_wr_audit_tail,                  \
         .wr_audit_checkpoint_insert = pg_wr_audit_checkpoint_insert,                               \
     }
 

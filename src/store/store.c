@@ -423,16 +423,6 @@ int store_wr_transfers_load(struct store *s, const char *const *ids, size_t n,
     return rc;
 }
 
-int store_wr_idem_get(struct store *s, const char *principal, const char *key, int64_t now_ms,
-                      store_idem_fn fn, void *ctx)
-{
-    ASSERT(s != NULL);
-    ASSERT(principal != NULL && key != NULL && fn != NULL);
-    ASSERT(s->ops->wr_idem_get != NULL); /* concurrent backends only */
-    ASSERT(store_tx_owner == s);
-    return s->ops->wr_idem_get(s->be, principal, key, now_ms, fn, ctx);
-}
-
 int store_wr_idem_get_many(struct store *s, const char *const *principals, const char *const *keys,
                            size_t n, int64_t now_ms, store_idem_many_fn fn, void *ctx)
 {

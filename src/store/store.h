@@ -11,7 +11,7 @@
  * Concurrent backends (PostgreSQL; store_concurrent): several commit workers, in this process
  * and in other ledgerd processes, write the same rows at once. Their writer then locks every
  * row it loads until its transaction ends, a command with an idempotency key is checked again
- * inside the transaction (store_wr_idem_get), and any writer call may fail with -EAGAIN: a
+ * inside the transaction (store_wr_idem_get_many), and any writer call may fail with -EAGAIN: a
  * serialization failure, a deadlock or a concurrent insert of the same key, after which the
  * transaction must be rolled back and run again from the start. Their reads wait on the
  * network: they must never run on an I/O thread.
@@ -257,20 +257,17 @@ int store_wr_next_deadline(struct store *s, int64_t *deadline_ms_out);
  * it with the COMMIT instead, so an error of those writes (-EAGAIN: another writer inserted the
  * same id first) is then store_tx_commit's. */
 int store_wr_changes(struct store *s, const struct ledger_book *b);
-/* The idempotency record of (principal, key) not expired at now_ms, as the writer's
- * transaction sees it now (committed by anyone); -ENOENT when none. */
-int store_wr_idem_get(struct store *s, const char *principal, const char *key, int64_t now_ms,
-                      store_idem_fn fn, void *ctx);
-/* The same for n pairs at once (a concurrent store's batch: one round trip): fn(ctx, i, r) for
- * each pair i (0-based) that has a record in force, in any order; pairs without one are not
- * called. A callback returning non-zero stops and its value is returned. Concurrent backends
- * only. */
+/* The idempotency records of n (principal, key) pairs not expired at now_ms, as the writer's
+ * transaction sees them now (committed by anyone, or stored by this transaction), in one round
+ * trip: fn(ctx, i, r) for each pair i (0-based) that has one, in any order; pairs without one
+ * are not called. A callback returning non-zero stops and its value is returned. Concurrent
+ * backends only. */
 typedef int (*store_idem_many_fn)(void *ctx, size_t i, const struct store_idem_record *r);
 int store_wr_idem_get_many(struct store *s, const char *const *principals, const char *const *keys,
                            size_t n, int64_t now_ms, store_idem_many_fn fn, void *ctx);
 /* Inserts the idempotency record of (principal, key), replacing an expired one. A concurrent
  * backend answers -EAGAIN when a record in force exists (stored meanwhile by another writer):
- * run the transaction again, and store_wr_idem_get finds it. */
+ * run the transaction again, and store_wr_idem_get_many finds it. */
 int store_wr_idem_put(struct store *s, const char *principal, const char *key,
                       const struct store_idem_record *r, int64_t created_at_ms);
 /* Deletes up to limit records that expired before now_ms; *deleted_out gets the count. */

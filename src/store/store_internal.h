@@ -69,8 +69,6 @@ struct store_backend_ops {
     int (*wr_accounts_load)(void *be, const char *const *ids, size_t n, struct ledger_book *b);
     int (*wr_transfers_load)(void *be, const char *const *ids, size_t n, struct ledger_book *b);
     /* Concurrent backends only (NULL otherwise). */
-    int (*wr_idem_get)(void *be, const char *principal, const char *key, int64_t now_ms,
-                       store_idem_fn fn, void *ctx);
     int (*wr_idem_get_many)(void *be, const char *const *principals, const char *const *keys,
                             size_t n, int64_t now_ms, store_idem_many_fn fn, void *ctx);
     int (*wr_due_pendings)(void *be, int64_t now_ms, size_t limit, struct ledger_book *b,

@@ -647,6 +647,15 @@ struct got_idem {
     int64_t expires_at_ms;
 };
 
+static int got_idem_fn(void *ctx, const struct store_idem_record *r);
+
+/* got_idem_fn for a bulk lookup of one pair. */
+static int got_idem_one_fn(void *ctx, size_t i, const struct store_idem_record *r)
+{
+    assert_int_equal(i, 0);
+    return got_idem_fn(ctx, r);
+}
+
 static int got_idem_fn(void *ctx, const struct store_idem_record *r)
 {
     struct got_idem *g = ctx;
@@ -686,7 +695,10 @@ static void test_idempotency(void **state)
     struct got_idem g;
     memset(&g, 0, sizeof(g));
     assert_int_equal(store_idem_get(f->s, "alice", "key-1", 1000, got_idem_fn, &g), -ENOENT);
-    assert_int_equal(store_wr_idem_get(f->s, "alice", "key-1", 1000, got_idem_fn, &g), 0);
+    const char *const who[] = {"alice"};
+    const char *const what[] = {"key-1"};
+    assert_int_equal(store_wr_idem_get_many(f->s, who, what, 1, 1000, got_idem_one_fn, &g), 0);
+    assert_int_equal(g.calls, 1);
     assert_int_equal(store_tx_commit(f->s), 0);
 
     memset(&g, 0, sizeof(g));
