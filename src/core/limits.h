@@ -329,4 +329,31 @@ _Static_assert(2 * (LIMIT_AUDIT_ACTOR_LEN_MAX + LIMIT_AUDIT_RESOURCE_LEN_MAX +
  * next transaction; past this many, a record is dropped and counted. */
 #define LIMIT_AUDIT_PENDING_MAX 1024
 
+/* ---- Migration files (read as hostile input: a file may come from any branch) ---- */
+/* One migration file; the largest ledgerd ships is a few KiB. */
+#define LIMIT_MIGRATION_FILE_BYTES_MAX ((size_t)4 * 1024 * 1024)
+/* Files per backend directory: the number has four digits. */
+#define LIMIT_MIGRATION_FILES_MAX 9999
+/* The name part of NNNN_name.sql: ^[a-z0-9_]{1,64}$. */
+#define LIMIT_MIGRATION_NAME_LEN_MAX 64
+/* "NNNN_" + name + ".sql". */
+#define LIMIT_MIGRATION_FILE_NAME_LEN_MAX (LIMIT_MIGRATION_NAME_LEN_MAX + 9)
+/* Statements in one file. */
+#define LIMIT_MIGRATION_STATEMENTS_MAX 10000
+/* An identifier a lint finding names: PostgreSQL's NAMEDATALEN - 1. */
+#define LIMIT_MIGRATION_IDENT_LEN_MAX 63
+/* The reason an annotation gives for a destructive statement: a sentence, not a word. */
+#define LIMIT_MIGRATION_REASON_LEN_MIN 10
+#define LIMIT_MIGRATION_REASON_LEN_MAX 200
+/* Annotations in one file. */
+#define LIMIT_MIGRATION_ANNOTATIONS_MAX 64
+/* One lint problem or integrity error, as printed. */
+#define LIMIT_MIGRATION_MESSAGE_LEN 256
+/* The integrity file: one line per migration file. */
+#define LIMIT_MIGRATION_SUM_BYTES_MAX ((size_t)1024 * 1024)
+/* Who applied a migration, as recorded in schema_migrations (the audit actor). */
+#define LIMIT_MIGRATION_APPLIED_BY_LEN_MAX LIMIT_AUDIT_ACTOR_LEN_MAX
+/* The author a new migration's header names (`ledgerd migrate new`): a name and an address. */
+#define LIMIT_MIGRATION_AUTHOR_LEN_MAX 128
+
 #endif
