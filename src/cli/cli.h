@@ -29,6 +29,12 @@ int cli_audit(int argc, char **argv, const struct config *cfg);
  * the password read from LEDGERD_DB_PASSWORD_FILE. Returns 0 or a negative code with the
  * reason in err, as store_open_with. */
 int cli_store_connect(const struct config *cfg, struct store **out, struct buf *err);
+/* A password: libpq takes at most a line of text, and so does ledgerd. */
+#define CLI_DB_PASSWORD_BYTES_MAX 1024
+/* The store options of cfg, the password read into password (wipe it after use). Returns 0 or
+ * a negative code with the reason in err. */
+int cli_store_options(const struct config *cfg, struct store_options *opts,
+                      char password[CLI_DB_PASSWORD_BYTES_MAX + 1], struct buf *err);
 
 /* ---- Shared by the commands that read or write the audit trail (audit.c) ---- */
 

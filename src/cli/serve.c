@@ -139,6 +139,13 @@ static int serve_migrations(struct store *store, bool migrate)
         fprintf(stderr, "ledgerd: migration drift: %s\n", ms.detail);
         return -1;
     }
+    if (ms.ahead > 0) {
+        /* An expand migration of a newer release: this version keeps working on it. */
+        log_msgf(CONFIG_LOG_INFO, NULL,
+                 "the database has %u migration(s) of a newer release applied; serving on the "
+                 "expanded schema",
+                 ms.ahead);
+    }
     if (ms.pending == 0) {
         return 0;
     }
@@ -155,6 +162,7 @@ static int serve_migrations(struct store *store, bool migrate)
     int rc = store_migrate_up(store, NULL, NULL, &err);
     if (rc != 0) {
         log_msgf(CONFIG_LOG_ERROR, NULL, "migration failed: %s", err.data ? err.data : "");
+        fprintf(stderr, "ledgerd: migration refused or failed: %s\n", err.data ? err.data : "");
     } else {
         log_msgf(CONFIG_LOG_INFO, NULL, "applied %u migration(s)", ms.pending);
     }

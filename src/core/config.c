@@ -943,6 +943,17 @@ static int parse_path_file(const struct config_setting *s, const char *value, st
     return check_readable_file(s->name, value, err);
 }
 
+/* A directory path (not checked here: only `ledgerd migrate` reads it, and says when it is
+ * missing). */
+static int parse_path_dir(const struct config_setting *s, const char *value, struct config *cfg,
+                          struct buf *err)
+{
+    if (has_control_char(value, strlen(value)) || !store_string(s, cfg, value)) {
+        return err_bad_value(err, s->name, value, "a directory name without control characters");
+    }
+    return 0;
+}
+
 /* LEDGERD_REDIS_URL: redis://[:password@]host:port[/db] (a password here is shown masked;
  * LEDGERD_REDIS_PASSWORD_FILE keeps it out of the environment). */
 static int parse_redis_url(const struct config_setting *s, const char *value, struct config *cfg,
@@ -1252,6 +1263,14 @@ static const struct config_setting config_settings[] = {
      .print = print_string,
      .offset = offsetof(struct config, db_password_file),
      .size = sizeof(((struct config *)0)->db_password_file)},
+    {.name = "LEDGERD_MIGRATIONS_DIR",
+     .default_text = "",
+     .help = "ledgerd migrate: the directory holding <backend>/NNNN_name.sql (unset: ./migrations "
+             "when it has them, else the copy built into the binary)",
+     .parse = parse_path_dir,
+     .print = print_string,
+     .offset = offsetof(struct config, migrations_dir),
+     .size = sizeof(((struct config *)0)->migrations_dir)},
     {.name = "LEDGERD_DB_WORK_QUEUE_MAX",
      .default_u64 = 4096,
      .help = "PostgreSQL, Redis: requests waiting for a database thread (full: 503)",

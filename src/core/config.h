@@ -58,6 +58,7 @@ struct config {
     uint32_t db_acquire_timeout_ms;        /* LEDGERD_DB_ACQUIRE_TIMEOUT_MS */
     uint32_t db_conn_max_lifetime_seconds; /* LEDGERD_DB_CONN_MAX_LIFETIME_SECONDS */
     uint32_t db_statement_timeout_ms;      /* LEDGERD_DB_STATEMENT_TIMEOUT_MS */
+    char migrations_dir[4096];             /* LEDGERD_MIGRATIONS_DIR ("" = unset) */
     char db_password_file[4096];           /* LEDGERD_DB_PASSWORD_FILE ("" = none), the path */
     uint32_t db_work_queue_max;            /* LEDGERD_DB_WORK_QUEUE_MAX: requests waiting */
 

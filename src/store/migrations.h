@@ -1,24 +1,26 @@
 /*
- * migrations.h — the migration files compiled into the binary (generated at build time from
- * migrations/<backend>/NNNN_name.sql by cmake/embed_migrations.cmake).
+ * migrations.h — the migration files compiled into the binary: every NNNN_name.sql of
+ * migrations/<backend>/ and that directory's ledgerd.sum, byte for byte, generated at build time
+ * by cmake/embed_migrations.cmake. They are checked like a directory (migset_load_builtin).
  */
 #ifndef LEDGERD_STORE_MIGRATIONS_H
 #define LEDGERD_STORE_MIGRATIONS_H
 
 #include <stddef.h>
-#include <stdint.h>
 
-struct store_migration {
-    uint32_t version; /* NNNN */
-    const char *name; /* the name part of the file name */
-    const char *sql;  /* file content, NUL-terminated */
-    size_t sql_len;   /* bytes, without the NUL */
+struct store_migration_blob {
+    const char *file; /* "0001_ledger.sql", "ledgerd.sum" */
+    const char *data; /* content, NUL-terminated */
+    size_t len;       /* bytes, without the NUL */
 };
 
-/* In version order, no gaps checked here (store_migrate_up checks). */
-extern const struct store_migration store_migrations_sqlite[];
+/* The NNNN_name.sql files in file-name order. */
+extern const struct store_migration_blob store_migrations_sqlite[];
 extern const size_t store_migrations_sqlite_count;
-extern const struct store_migration store_migrations_postgres[];
+extern const struct store_migration_blob store_migrations_postgres[];
 extern const size_t store_migrations_postgres_count;
+/* ledgerd.sum (len 0 and file "" when the directory had none). */
+extern const struct store_migration_blob store_migrations_sqlite_sum;
+extern const struct store_migration_blob store_migrations_postgres_sum;
 
 #endif

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
 #include "core/assert.h"
@@ -42,7 +43,6 @@
 #include "core/u128.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
-#include "store/migrations.h"
 #include "store/pgpool.h"
 #include "store/store_internal.h"
 
@@ -57,6 +57,8 @@
  * migrations between processes. Arbitrary constants, the same in every ledgerd. */
 #define PG_LEDGER_LOCK_KEY "7237005577332262213" /* "ledgerd\x05" as a big-endian int64 */
 #define PG_MIGRATE_LOCK_KEY "7237005577332262221"
+/* How long a migration waits for another process's migration to finish. */
+#define PG_MIGRATE_LOCK_WAIT "120s"
 
 /* One array parameter's text: a book's transfers with their metadata escaped at most doubles;
  * kept under PostgreSQL's limit of 1 GiB for one value. */
@@ -255,7 +257,9 @@ static const char pg_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrat
                                        " version BIGINT PRIMARY KEY,"
                                        " name TEXT NOT NULL,"
                                        " checksum TEXT NOT NULL,"
-                                       " applied_at_ms BIGINT NOT NULL)";
+                                       " applied_at_ms BIGINT NOT NULL,"
+                                       " duration_ms BIGINT,"
+                                       " applied_by TEXT)";
 
 /* ---------------------------------------------------------------------------------------
  * State: the pools and, per writer slot, the transaction's buffers.
@@ -2142,23 +2146,11 @@ static int pg_audit_checkpoint_last(void *be, uint64_t *seq_out, int64_t *time_u
  * Migrations.
  * ------------------------------------------------------------------------------------- */
 
-static void pg_migration_checksum(const struct store_migration *m, char hex[2 * SHA256_BYTES + 1])
-{
-    uint8_t digest[SHA256_BYTES];
-    int rc = sha256_digest(m->sql, m->sql_len, digest);
-    ASSERT(rc == 0); /* hashing memory cannot fail but for a broken crypto library */
-    sha256_hex(digest, hex);
-}
-
-static const struct store_migration *pg_migration_find(uint32_t version)
-{
-    for (size_t i = 0; i < store_migrations_postgres_count; i++) {
-        if (store_migrations_postgres[i].version == version) {
-            return &store_migrations_postgres[i];
-        }
-    }
-    return NULL;
-}
+/* The migration in progress on a writer slot of its own (store_internal.h, mig_*). */
+struct pg_mig {
+    struct pg_tx *tx;
+    bool transaction; /* else each statement commits alone; the lock is the session's */
+};
 
 /* Whether a table exists (before the first migration, schema_migrations may not). */
 static int pg_table_exists(struct pgpool_conn *c, const char *table, bool *out)
@@ -2176,217 +2168,542 @@ static int pg_table_exists(struct pgpool_conn *c, const char *table, bool *out)
     return rc;
 }
 
-/* Compares what the database recorded with what is compiled in, on connection c. */
-static int pg_status_on(struct pgpool_conn *c, struct store_migration_status *out)
+/* Whether schema_migrations has the columns added after its first version. */
+static int pg_migrations_complete(struct pgpool_conn *c, bool *out)
 {
-    memset(out, 0, sizeof(*out));
-    out->available = (uint32_t)store_migrations_postgres_count;
+    PGresult *res = PQexec(c->pg, "SELECT count(*) FROM pg_attribute"
+                                  " WHERE attrelid = to_regclass('schema_migrations')"
+                                  " AND attname IN ('duration_ms', 'applied_by')"
+                                  " AND NOT attisdropped");
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        rc = pg_fail(c, res, -EIO, "read schema_migrations columns");
+    } else {
+        *out = strcmp(PQgetvalue(res, 0, 0), "2") == 0;
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int pg_mig_rows_on(struct pgpool_conn *c, struct store_migration_row **rows_out,
+                          size_t *n_out)
+{
+    *rows_out = NULL;
+    *n_out = 0;
     bool exists = false;
     int rc = pg_table_exists(c, "schema_migrations", &exists);
     if (rc != 0 || !exists) {
-        out->pending = rc == 0 ? out->available : 0;
         return rc;
     }
-    PGresult *res = PQexec(c->pg, "SELECT version, name, checksum FROM schema_migrations"
-                                  " ORDER BY version");
+    bool complete = false;
+    rc = pg_migrations_complete(c, &complete);
+    if (rc != 0) {
+        return rc;
+    }
+    PGresult *res = PQexec(c->pg, complete ? "SELECT version, name, checksum, applied_at_ms,"
+                                             " coalesce(duration_ms, -1), coalesce(applied_by, '')"
+                                             " FROM schema_migrations ORDER BY version"
+                                           : "SELECT version, name, checksum, applied_at_ms, -1, ''"
+                                             " FROM schema_migrations ORDER BY version");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = pg_fail(c, res, -EIO, "read schema_migrations");
         PQclear(res);
         return rc;
     }
-    uint32_t known_applied = 0;
-    int rows = PQntuples(res);
-    for (int i = 0; i < rows; i++) {
-        int64_t version = 0;
+    int n = PQntuples(res);
+    if (n > LIMIT_MIGRATION_FILES_MAX) {
+        PQclear(res);
+        return pg_corrupt("schema_migrations has more rows than migrations can exist");
+    }
+    struct store_migration_row *rows = n > 0 ? calloc((size_t)n, sizeof(*rows)) : NULL;
+    if (n > 0 && rows == NULL) {
+        PQclear(res);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        struct store_migration_row *r = &rows[i];
         struct pg_in in = {res, i, 0};
-        (void)pg_col_i64(&in, 0, INT64_MIN, INT64_MAX, &version);
-        const char *checksum = PQgetvalue(res, i, 2);
-        out->applied++;
-        const struct store_migration *m =
-            (version > 0 && version <= UINT32_MAX) ? pg_migration_find((uint32_t)version) : NULL;
-        if (m == NULL) {
-            if (!out->drift) {
-                out->drift = true;
-                snprintf(out->detail, sizeof(out->detail),
-                         "migration %lld is applied but unknown to this binary (the database "
-                         "is newer)",
-                         (long long)version);
-            }
-            continue;
+        int64_t version = 0;
+        rc = pg_col_i64(&in, 0, 0, UINT32_MAX, &version);
+        if (rc == 0) {
+            rc = pg_col_i64(&in, 3, INT64_MIN, INT64_MAX, &r->applied_at_ms);
         }
-        known_applied++;
-        char want[2 * SHA256_BYTES + 1];
-        pg_migration_checksum(m, want);
-        if (!out->drift && strcmp(checksum, want) != 0) {
-            out->drift = true;
-            snprintf(out->detail, sizeof(out->detail),
-                     "migration %u (%s) was changed after it was applied (checksum differs)",
-                     m->version, m->name);
+        if (rc == 0) {
+            rc = pg_col_i64(&in, 4, -1, INT64_MAX, &r->duration_ms);
         }
+        r->version = (uint32_t)version;
+        snprintf(r->name, sizeof(r->name), "%s", PQgetvalue(res, i, 1));
+        snprintf(r->checksum, sizeof(r->checksum), "%s", PQgetvalue(res, i, 2));
+        snprintf(r->applied_by, sizeof(r->applied_by), "%s", PQgetvalue(res, i, 5));
     }
     PQclear(res);
-    out->pending = out->available - known_applied;
+    if (rc != 0) {
+        free(rows);
+        return rc;
+    }
+    *rows_out = rows;
+    *n_out = (size_t)n;
     return 0;
 }
 
-static int pg_migration_status(void *be, struct store_migration_status *out)
+static int pg_mig_rows(void *be, void *mtx, struct store_migration_row **rows, size_t *n)
 {
     struct pg_store *s = be;
+    if (mtx != NULL) {
+        return pg_mig_rows_on(((struct pg_mig *)mtx)->tx->c, rows, n);
+    }
     struct pgpool_conn *c = NULL;
     int rc = pgpool_acquire(s->readers, &c);
     if (rc != 0) {
         return rc;
     }
-    rc = pg_status_on(c, out);
+    rc = pg_mig_rows_on(c, rows, n);
     pgpool_release(s->readers, c, false);
     return rc;
 }
 
-/* Inside the migration's transaction: once the audit trail exists (the migration may just have
- * made it), the migration's audit record. */
-static int pg_migration_audit(struct pg_tx *tx, const struct store_migration *m, const char *actor,
-                              struct buf *err)
+/* Runs sql on the migration's connection, its error (without the trailing newline) into err. */
+static int pg_mig_run(struct pgpool_conn *c, const char *sql, const char *what, struct buf *err)
 {
-    bool exists = false;
-    int rc = pg_table_exists(tx->c, "audit_records", &exists);
-    if (rc != 0 || !exists) {
-        return rc; /* before 0002: no trail to write to */
-    }
-    struct audit_record r;
-    memset(&r, 0, sizeof(r));
-    char resource[LIMIT_AUDIT_RESOURCE_LEN_MAX + 1];
-    int n = snprintf(resource, sizeof(resource), "migration:%04u_%s", m->version, m->name);
-    ASSERT(n > 0 && (size_t)n < sizeof(resource));
-    r.time_unix_ms = clock_unix_ms();
-    if (audit_record_set(&r, AUDIT_FIELD_ACTOR, actor, strlen(actor)) != 0 ||
-        audit_record_set(&r, AUDIT_FIELD_ACTION, "migration.apply", 15) != 0 ||
-        audit_record_set(&r, AUDIT_FIELD_RESOURCE, resource, (size_t)n) != 0 ||
-        audit_record_set(&r, AUDIT_FIELD_DECISION, "success", 7) != 0) {
-        (void)buf_appendf(err, "migration %u (%s): the actor is not valid in an audit record",
-                          m->version, m->name);
-        return -EINVAL;
-    }
-    rc = pg_tx_audit_append(tx, &r);
-    return rc != 0 ? rc : pg_tx_write(tx, PG_WRITE_ALL);
-}
-
-/* Applies migration m unless it is applied already (*applied_out tells), in a transaction that
- * holds the migration lock, with its schema_migrations row and its audit record. A second
- * process migrating at the same time waits on the lock and then finds it applied. */
-static int pg_migration_apply(struct pg_tx *tx, const struct store_migration *m, const char *actor,
-                              bool *applied_out, struct buf *err)
-{
-    struct pgpool_conn *c = tx->c;
-    *applied_out = false;
-    int rc = pg_tx_begun(tx); /* the statements below run on c itself */
-    if (rc == 0) {
-        rc = pg_exec_sql(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK_KEY ")",
-                         "migration lock");
-    }
-    if (rc == 0) {
-        rc = pg_exec_sql(c, pg_bootstrap_sql, "create schema_migrations");
-    }
-    if (rc != 0) {
-        (void)buf_appendf(err, "cannot prepare schema_migrations: %s", PQerrorMessage(c->pg));
-        return rc;
-    }
-    struct store_migration_status status;
-    rc = pg_status_on(c, &status);
-    if (rc != 0) {
-        (void)buf_appendf(err, "cannot read schema_migrations: %s", PQerrorMessage(c->pg));
-        return rc;
-    }
-    if (status.drift) {
-        (void)buf_appendf(err, "refusing to migrate: %s", status.detail);
-        return -EINVAL;
-    }
-    char version[16];
-    snprintf(version, sizeof(version), "%u", m->version);
-    const char *values[4] = {version, NULL, NULL, NULL};
-    PGresult *res =
-        PQexecParams(c->pg, "SELECT 1 FROM schema_migrations WHERE version = $1::bigint", 1, NULL,
-                     values, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = pg_fail(c, res, -EIO, "read schema_migrations");
+    PGresult *res = PQexec(c->pg, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         PQclear(res);
-        (void)buf_appendf(err, "cannot read schema_migrations: %s", PQerrorMessage(c->pg));
-        return rc;
-    }
-    bool done = PQntuples(res) > 0;
-    PQclear(res);
-    if (done) {
         return 0;
     }
-    res = PQexec(c->pg, m->sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        (void)buf_appendf(err, "migration %u (%s): %s", m->version, m->name,
-                          PQresultErrorMessage(res));
-        rc = pg_fail(c, res, -EIO, "migration");
-        PQclear(res);
-        return rc;
+    const char *msg = PQresultErrorMessage(res);
+    if (msg == NULL || msg[0] == '\0') {
+        msg = PQerrorMessage(c->pg);
     }
+    size_t len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
+        len--;
+    }
+    (void)buf_append(err, msg, len);
+    int rc = pg_fail(c, res, -EIO, what);
     PQclear(res);
-    char checksum[2 * SHA256_BYTES + 1];
-    char now[24];
-    pg_migration_checksum(m, checksum);
-    snprintf(now, sizeof(now), "%" PRId64, clock_unix_ms());
-    values[1] = m->name;
-    values[2] = checksum;
-    values[3] = now;
-    res = PQexecParams(c->pg,
-                       "INSERT INTO schema_migrations (version, name, checksum, applied_at_ms)"
-                       " VALUES ($1::bigint, $2::text, $3::text, $4::bigint)",
-                       4, NULL, values, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        rc = pg_fail(c, res, -EIO, "record migration");
-        (void)buf_appendf(err, "migration %u (%s): %s", m->version, m->name,
-                          PQresultErrorMessage(res));
-        PQclear(res);
-        return rc;
-    }
-    PQclear(res);
-    rc = pg_migration_audit(tx, m, actor, err);
-    if (rc != 0 && rc != -EINVAL) {
-        (void)buf_appendf(err, "migration %u (%s): cannot append its audit record", m->version,
-                          m->name);
-    }
-    *applied_out = rc == 0;
     return rc;
 }
 
-static int pg_migrate_up(void *be, const char *actor,
-                         void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
-                         struct buf *err)
+/* Takes the migration lock on a writer slot that is discarded afterwards (a migration may SET
+ * what it likes); statement_timeout is off for it (a migration may rewrite a large table),
+ * lock_timeout stays the session's unless the file sets its own. */
+static int pg_mig_begin(void *be, bool transaction, void **mtx, struct buf *err)
 {
-    for (size_t i = 0; i < store_migrations_postgres_count; i++) {
-        if (store_migrations_postgres[i].version != i + 1) {
-            (void)buf_appendf(err, "compiled migrations are not numbered 1..%zu (%u at %zu)",
-                              store_migrations_postgres_count, store_migrations_postgres[i].version,
-                              i + 1);
-            return -EINVAL;
-        }
+    struct pg_store *s = be;
+    struct pg_mig *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return -ENOMEM;
     }
-    for (size_t i = 0; i < store_migrations_postgres_count; i++) {
-        const struct store_migration *m = &store_migrations_postgres[i];
-        struct pg_tx *tx = NULL;
-        int rc = pg_admin_begin(be, &tx);
-        if (rc != 0) {
-            (void)buf_append_str(err, "cannot reach the database to migrate");
-            return rc;
-        }
-        bool done = false;
-        rc = pg_admin_end(tx, pg_migration_apply(tx, m, actor, &done, err));
-        if (rc != 0) {
-            if (err->len == 0) {
-                (void)buf_appendf(err, "migration %u (%s) failed", m->version, m->name);
-            }
-            return rc;
-        }
-        if (done && applied != NULL) {
-            applied(ctx, m->version, m->name);
-        }
+    m->transaction = transaction;
+    int rc = pg_admin_begin(s, &m->tx);
+    if (rc != 0) {
+        (void)buf_append_str(err, "cannot reach the database to migrate");
+        free(m);
+        return rc;
     }
+    struct pgpool_conn *c = m->tx->c;
+    /* Another process's migration may hold the lock for as long as it runs: wait up to
+     * PG_MIGRATE_LOCK_WAIT, then give the migration's own statements the session's
+     * lock_timeout back. */
+    if (transaction) {
+        rc = pg_tx_begun(m->tx);
+        if (rc == 0) {
+            rc = pg_mig_run(c,
+                            "SET LOCAL statement_timeout = 0;"
+                            " SET LOCAL lock_timeout = '" PG_MIGRATE_LOCK_WAIT "';"
+                            " SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK_KEY ");"
+                            " SET LOCAL lock_timeout TO DEFAULT",
+                            "migration lock", err);
+        }
+    } else {
+        m->tx->begin_pending = false;
+        rc = pg_mig_run(c,
+                        "SET statement_timeout = 0; SET lock_timeout = '" PG_MIGRATE_LOCK_WAIT
+                        "'; SELECT pg_advisory_lock(" PG_MIGRATE_LOCK_KEY
+                        "); SET lock_timeout TO DEFAULT",
+                        "migration lock", err);
+    }
+    if (rc == 0) {
+        rc = pg_mig_run(c, pg_bootstrap_sql, "create schema_migrations", err);
+    }
+    bool complete = false;
+    if (rc == 0) {
+        rc = pg_migrations_complete(c, &complete);
+    }
+    if (rc == 0 && !complete) {
+        rc = pg_mig_run(c,
+                        "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS duration_ms BIGINT,"
+                        " ADD COLUMN IF NOT EXISTS applied_by TEXT",
+                        "complete schema_migrations", err);
+    }
+    if (rc != 0) {
+        pg_rollback_open(c, "rollback");
+        pg_tx_reset(m->tx);
+        m->tx->c = NULL;
+        pgpool_release(s->writers, c, true);
+        free(m);
+        return rc;
+    }
+    *mtx = m;
     return 0;
+}
+
+static int pg_mig_exec(void *mtx, const char *sql, struct buf *err)
+{
+    struct pg_mig *m = mtx;
+    return pg_mig_run(m->tx->c, sql, "migration", err);
+}
+
+/* After a file run outside a transaction: a CREATE INDEX CONCURRENTLY that failed (or that IF
+ * NOT EXISTS skipped after an earlier failure) leaves an INVALID index that is never used. */
+static int pg_mig_invalid_indexes(struct pgpool_conn *c, struct buf *err)
+{
+    PGresult *res = PQexec(c->pg, "SELECT string_agg(ic.relname, ', ' ORDER BY ic.relname)"
+                                  " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
+                                  " JOIN pg_namespace n ON n.oid = ic.relnamespace"
+                                  " WHERE NOT i.indisvalid AND n.nspname = current_schema()");
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        rc = pg_fail(c, res, -EIO, "look for invalid indexes");
+    } else if (!PQgetisnull(res, 0, 0)) {
+        (void)buf_appendf(err,
+                          "INVALID index %s (a CONCURRENTLY build failed): drop it with DROP "
+                          "INDEX CONCURRENTLY and run the migration again",
+                          PQgetvalue(res, 0, 0));
+        rc = -EIO;
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int pg_mig_record(void *mtx, const struct store_migration_row *row, struct buf *err)
+{
+    struct pg_mig *m = mtx;
+    struct pgpool_conn *c = m->tx->c;
+    int rc = m->transaction ? 0 : pg_mig_invalid_indexes(c, err);
+    if (rc == 0 && !m->transaction) {
+        rc = pg_mig_run(c, "BEGIN", "begin", err);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    char version[16];
+    char at[24];
+    char duration[24];
+    snprintf(version, sizeof(version), "%" PRIu32, row->version);
+    snprintf(at, sizeof(at), "%" PRId64, row->applied_at_ms);
+    snprintf(duration, sizeof(duration), "%" PRId64, row->duration_ms);
+    const char *values[6] = {version, row->name, row->checksum, at, duration, row->applied_by};
+    PGresult *res = PQexecParams(c->pg,
+                                 "INSERT INTO schema_migrations (version, name, checksum,"
+                                 " applied_at_ms, duration_ms, applied_by) VALUES ($1::bigint,"
+                                 " $2::text, $3::text, $4::bigint, $5::bigint, $6::text)",
+                                 6, NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        (void)buf_appendf(err, "cannot record the migration: %s", PQresultErrorMessage(res));
+        rc = pg_fail(c, res, -EIO, "record migration");
+        PQclear(res);
+        return rc;
+    }
+    PQclear(res);
+    bool trail = false;
+    rc = pg_table_exists(c, "audit_records", &trail);
+    if (rc != 0 || !trail) {
+        return rc; /* before 0002: no trail to write to */
+    }
+    struct audit_record r;
+    rc = store_migration_audit_record(row, &r);
+    if (rc != 0) {
+        (void)buf_append_str(err, "the actor is not valid in an audit record");
+        return rc;
+    }
+    rc = pg_tx_audit_append(m->tx, &r);
+    if (rc == 0) {
+        rc = pg_tx_write(m->tx, PG_WRITE_ALL);
+    }
+    if (rc != 0) {
+        (void)buf_appendf(err, "cannot append the audit record: %s", PQerrorMessage(c->pg));
+    }
+    return rc;
+}
+
+static int pg_mig_end(void *mtx, bool commit, struct buf *err)
+{
+    struct pg_mig *m = mtx;
+    struct pg_tx *tx = m->tx;
+    struct pgpool_conn *c = tx->c;
+    int rc = 0;
+    if (commit && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        rc = pg_tx_write(tx, PG_WRITE_COMMIT);
+        if (rc != 0) {
+            (void)buf_appendf(err, "cannot commit: %s", PQerrorMessage(c->pg));
+        }
+    }
+    pg_rollback_open(c, "rollback");
+    /* The session may carry the file's SET and the session lock: never reused. */
+    pg_tx_reset(tx);
+    tx->c = NULL;
+    pgpool_release(tx->s->writers, c, true);
+    free(m);
+    return rc;
+}
+
+/* ---- The schema as text ---- */
+
+/* The rows of a catalog query (*out to PQclear), or its error in err. */
+static int pg_dump_query(struct pgpool_conn *c, const char *sql, PGresult **out, struct buf *err)
+{
+    PGresult *res = PQexec(c->pg, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        (void)buf_appendf(err, "cannot read the schema: %s", PQresultErrorMessage(res));
+        int rc = pg_fail(c, res, -EIO, "read the schema");
+        PQclear(res);
+        return rc;
+    }
+    *out = res;
+    return 0;
+}
+
+#define PG_DUMP_OWN_NS                                                                             \
+    " JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE n.nspname = current_schema()"           \
+    " AND cl.relname <> 'schema_migrations'"
+
+static int pg_dump_tables(struct pgpool_conn *c, struct buf *out, struct buf *err)
+{
+    PGresult *res = NULL;
+    int rc = pg_dump_query(
+        c,
+        "SELECT cl.relname, a.attname, format_type(a.atttypid, a.atttypmod),"
+        " CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(co.collname) END,"
+        " a.attnotnull, pg_get_expr(d.adbin, d.adrelid)"
+        " FROM pg_class cl JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0"
+        " AND NOT a.attisdropped JOIN pg_type t ON t.oid = a.atttypid"
+        " LEFT JOIN pg_collation co ON co.oid = a.attcollation"
+        " LEFT JOIN pg_attrdef d ON d.adrelid = cl.oid AND d.adnum = a.attnum" PG_DUMP_OWN_NS
+        " AND cl.relkind IN ('r', 'p') ORDER BY cl.relname, a.attnum",
+        &res, err);
+    if (rc != 0) {
+        return rc;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *table = PQgetvalue(res, i, 0);
+        bool first = i == 0 || strcmp(PQgetvalue(res, i - 1, 0), table) != 0;
+        bool last = i == n - 1 || strcmp(PQgetvalue(res, i + 1, 0), table) != 0;
+        if (first) {
+            rc = buf_appendf(out, "CREATE TABLE %s (\n", table);
+        }
+        if (rc == 0) {
+            rc = buf_appendf(out, "    %s %s", PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+        }
+        if (rc == 0 && !PQgetisnull(res, i, 3)) {
+            rc = buf_appendf(out, " COLLATE %s", PQgetvalue(res, i, 3));
+        }
+        if (rc == 0 && PQgetvalue(res, i, 4)[0] == 't') {
+            rc = buf_append_str(out, " NOT NULL");
+        }
+        if (rc == 0 && !PQgetisnull(res, i, 5)) {
+            rc = buf_appendf(out, " DEFAULT %s", PQgetvalue(res, i, 5));
+        }
+        if (rc == 0) {
+            rc = buf_append_str(out, last ? "\n);\n\n" : ",\n");
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int pg_dump_sequences(struct pgpool_conn *c, struct buf *out, struct buf *err)
+{
+    PGresult *res = NULL;
+    int rc =
+        pg_dump_query(c,
+                      "SELECT cl.relname, format_type(s.seqtypid, NULL), s.seqstart,"
+                      " s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle"
+                      " FROM pg_sequence s JOIN pg_class cl ON cl.oid = s.seqrelid" PG_DUMP_OWN_NS
+                      " ORDER BY cl.relname",
+                      &res, err);
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+        rc = buf_appendf(out,
+                         "CREATE SEQUENCE %s AS %s START %s INCREMENT %s MINVALUE %s MAXVALUE %s "
+                         "CACHE %s%s;\n\n",
+                         PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                         PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5),
+                         PQgetvalue(res, i, 6), PQgetvalue(res, i, 7)[0] == 't' ? " CYCLE" : "");
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* One statement per row: the first column's text, ";" added unless it ends with one. */
+static int pg_dump_texts(struct pgpool_conn *c, const char *sql, struct buf *out, struct buf *err)
+{
+    PGresult *res = NULL;
+    int rc = pg_dump_query(c, sql, &res, err);
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+        const char *text = PQgetvalue(res, i, 0);
+        size_t len = strlen(text);
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ')) {
+            len--;
+        }
+        bool semicolon = len > 0 && text[len - 1] == ';';
+        rc = buf_appendf(out, "%.*s%s\n\n", (int)len, text, semicolon ? "" : ";");
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int pg_schema_dump(void *be, struct buf *out, struct buf *err)
+{
+    struct pg_store *s = be;
+    struct pgpool_conn *c = NULL;
+    int rc = pgpool_acquire(s->readers, &c);
+    if (rc != 0) {
+        (void)buf_append_str(err, "cannot reach the database");
+        return rc;
+    }
+    /* One snapshot for every catalog read. */
+    rc = pg_exec_sql(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin");
+    if (rc == 0) {
+        rc = pg_dump_tables(c, out, err);
+    }
+    if (rc == 0) {
+        rc = pg_dump_texts(
+            c,
+            "SELECT 'ALTER TABLE ' || cl.relname || ' ADD CONSTRAINT '"
+            " || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid)"
+            " FROM pg_constraint con JOIN pg_class cl ON cl.oid = con.conrelid" PG_DUMP_OWN_NS
+            " ORDER BY cl.relname, con.conname",
+            out, err);
+    }
+    if (rc == 0) {
+        rc = pg_dump_texts(c,
+                           "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i"
+                           " JOIN pg_class ic ON ic.oid = i.indexrelid"
+                           " JOIN pg_class cl ON cl.oid = i.indrelid" PG_DUMP_OWN_NS
+                           " AND NOT EXISTS (SELECT 1 FROM pg_constraint con"
+                           " WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid"
+                           " AND con.contype IN ('p', 'u', 'x'))"
+                           " ORDER BY cl.relname, ic.relname",
+                           out, err);
+    }
+    if (rc == 0) {
+        rc = pg_dump_sequences(c, out, err);
+    }
+    if (rc == 0) {
+        rc = pg_dump_texts(c,
+                           "SELECT 'CREATE VIEW ' || cl.relname || ' AS' || chr(10)"
+                           " || pg_get_viewdef(cl.oid) FROM pg_class cl" PG_DUMP_OWN_NS
+                           " AND cl.relkind IN ('v', 'm') ORDER BY cl.relname",
+                           out, err);
+    }
+    if (rc == 0) {
+        rc = pg_dump_texts(c,
+                           "SELECT pg_get_functiondef(p.oid) FROM pg_proc p"
+                           " JOIN pg_namespace n ON n.oid = p.pronamespace"
+                           " WHERE n.nspname = current_schema()"
+                           " ORDER BY p.proname, pg_get_function_identity_arguments(p.oid)",
+                           out, err);
+    }
+    if (rc == 0) {
+        rc = pg_dump_texts(c,
+                           "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t"
+                           " JOIN pg_class cl ON cl.oid = t.tgrelid" PG_DUMP_OWN_NS
+                           " AND NOT t.tgisinternal ORDER BY cl.relname, t.tgname",
+                           out, err);
+    }
+    pg_rollback_open(c, "rollback");
+    pgpool_release(s->readers, c, false);
+    return rc;
+}
+
+/* ---- A fresh database beside the configured one ---- */
+
+/* location with its database name replaced by dbname, appended to out. */
+static int pg_location_with_db(const char *location, const char *dbname, struct buf *out)
+{
+    const char *query = strchr(location, '?');
+    size_t end = query != NULL ? (size_t)(query - location) : strlen(location);
+    const char *slash = memchr(location, '/', end);
+    size_t authority = slash != NULL ? (size_t)(slash - location) : end;
+    int rc = buf_append(out, location, authority);
+    if (rc == 0) {
+        rc = buf_appendf(out, "/%s%s", dbname, query != NULL ? query : "");
+    }
+    return rc;
+}
+
+/* Runs sql on a connection of its own to location (the server's, not the pool's). */
+static int pg_scratch_admin(const char *location, const struct store_options *opts, const char *sql,
+                            struct buf *err)
+{
+    struct buf url;
+    buf_init(&url, PG_URL_LEN_MAX);
+    int rc = buf_appendf(&url, "postgresql://%s", location);
+    if (rc != 0) {
+        buf_release(&url);
+        (void)buf_append_str(err, "the database URL is too long");
+        return rc;
+    }
+    const char *keys[] = {"dbname", "application_name", "password", NULL};
+    const char *values[] = {url.data, "ledgerd", opts->password, NULL};
+    if (opts->password == NULL) {
+        keys[2] = NULL;
+    }
+    PGconn *pg = PQconnectdbParams(keys, values, 1);
+    buf_release(&url);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        (void)buf_appendf(err, "cannot connect: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return -EIO;
+    }
+    PGresult *res = PQexec(pg, sql);
+    rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        (void)buf_appendf(err, "%s", PQresultErrorMessage(res));
+        rc = -EIO;
+    }
+    PQclear(res);
+    PQfinish(pg);
+    return rc;
+}
+
+static int pg_scratch_create(const char *location, const struct store_options *opts,
+                             struct buf *scratch, struct buf *err)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "ledgerd_fresh_%ld_%" PRId64, (long)getpid(),
+             clock_unix_ns() % 1000000000);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    int rc = pg_scratch_admin(location, opts, sql, err);
+    if (rc != 0) {
+        (void)buf_append_str(err, " (a fresh database for the check needs CREATEDB)");
+        return rc;
+    }
+    return pg_location_with_db(location, name, scratch);
+}
+
+static void pg_scratch_drop(const char *location, const struct store_options *opts,
+                            const char *scratch)
+{
+    const char *query = strchr(scratch, '?');
+    size_t end = query != NULL ? (size_t)(query - scratch) : strlen(scratch);
+    const char *slash = memchr(scratch, '/', end);
+    if (slash == NULL) {
+        return;
+    }
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %.*s WITH (FORCE)",
+             (int)(end - (size_t)(slash + 1 - scratch)), slash + 1);
+    struct buf err;
+    buf_init(&err, 1024);
+    if (pg_scratch_admin(location, opts, sql, &err) != 0) {
+        log_msgf(CONFIG_LOG_WARN, NULL, "store: postgres: cannot drop the fresh database: %s",
+                 err.data != NULL ? err.data : "");
+    }
+    buf_release(&err);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2804,11 +3121,13 @@ static int pg_wr_audit_checkpoint_insert(void *be, const struct audit_checkpoint
 #define PG_OPS(scheme_)                                                                            \
     {                                                                                              \
         .scheme = (scheme_), .concurrent = true, .system_name = "postgresql", .open = pg_open,     \
-        .close = pg_close, .migration_status = pg_migration_status, .migrate_up = pg_migrate_up,   \
-        .ping = pg_ping, .writers = pg_writers, .account_get = pg_account_get,                     \
-        .transfer_get = pg_transfer_get, .accounts_list = pg_accounts_list,                        \
-        .account_transfers_list = pg_account_transfers_list, .idem_get = pg_idem_get,              \
-        .apikey_insert = pg_apikey_insert, .apikey_get = pg_apikey_get,                            \
+        .close = pg_close, .migrations_backend = "postgres", .mig_rows = pg_mig_rows,              \
+        .mig_begin = pg_mig_begin, .mig_exec = pg_mig_exec, .mig_record = pg_mig_record,           \
+        .mig_end = pg_mig_end, .schema_dump = pg_schema_dump, .scratch_create = pg_scratch_create, \
+        .scratch_drop = pg_scratch_drop, .ping = pg_ping, .writers = pg_writers,                   \
+        .account_get = pg_account_get, .transfer_get = pg_transfer_get,                            \
+        .accounts_list = pg_accounts_list, .account_transfers_list = pg_account_transfers_list,    \
+        .idem_get = pg_idem_get, .apikey_insert = pg_apikey_insert, .apikey_get = pg_apikey_get,   \
         .apikey_list = pg_apikey_list, .apikey_revoke = pg_apikey_revoke,                          \
         .audit_append_one = pg_audit_append_one, .audit_tail = pg_audit_tail,                      \
         .audit_records = pg_audit_records, .audit_checkpoints = pg_audit_checkpoints,              \

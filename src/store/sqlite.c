@@ -41,7 +41,6 @@
 #include "core/u128.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
-#include "store/migrations.h"
 #include "store/store_internal.h"
 #include "store/walbuf.h"
 
@@ -59,8 +58,6 @@ enum sq_stmt {
     SQ_ACCOUNTS_PAGE_LEDGER,
     SQ_ACCOUNT_TRANSFERS_PAGE,
     SQ_IDEM_GET,
-    SQ_MIGRATIONS_ROWS,
-    SQ_MIGRATION_INSERT,
     SQ_BEGIN,
     SQ_COMMIT,
     SQ_ROLLBACK,
@@ -73,7 +70,6 @@ enum sq_stmt {
     SQ_PENDING_UPDATE,
     SQ_IDEM_PUT,
     SQ_IDEM_PURGE,
-    SQ_AUDIT_TABLE_EXISTS,
     SQ_AUDIT_TAIL,
     SQ_AUDIT_INSERT,
     SQ_AUDIT_PAGE,
@@ -129,10 +125,6 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_IDEM_GET] = "SELECT request_digest, status, location, body, expires_at_ms"
                     " FROM idempotency_keys WHERE principal = ?1 AND key = ?2"
                     " AND expires_at_ms > ?3",
-    [SQ_MIGRATIONS_ROWS] = "SELECT version, name, checksum FROM schema_migrations"
-                           " ORDER BY version",
-    [SQ_MIGRATION_INSERT] = "INSERT INTO schema_migrations (version, name, checksum,"
-                            " applied_at_ms) VALUES (?1, ?2, ?3, ?4)",
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
     [SQ_ROLLBACK] = "ROLLBACK",
@@ -159,8 +151,6 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_IDEM_PURGE] = "DELETE FROM idempotency_keys WHERE (principal, key) IN"
                       " (SELECT principal, key FROM idempotency_keys WHERE expires_at_ms <= ?1"
                       " ORDER BY expires_at_ms LIMIT ?2)",
-    [SQ_AUDIT_TABLE_EXISTS] = "SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                              " AND name = 'audit_records'",
     [SQ_AUDIT_TAIL] = "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
     [SQ_AUDIT_INSERT] = "INSERT INTO audit_records (" SQ_AUDIT_COLS ")"
                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -190,12 +180,18 @@ static const char *const sq_sql[SQ_COUNT] = {
                          " WHERE id = ?1 AND revoked_at_ms IS NULL",
 };
 
-/* The bootstrap table that records migrations; created by the store, not by a migration. */
+/* The table that records migrations; created by the first migration run, not by a migration
+ * (and completed there when an older ledgerd created it without duration_ms and applied_by). */
 static const char sq_bootstrap_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
                                        " version INTEGER PRIMARY KEY,"
                                        " name TEXT NOT NULL,"
                                        " checksum TEXT NOT NULL,"
-                                       " applied_at_ms INTEGER NOT NULL)";
+                                       " applied_at_ms INTEGER NOT NULL,"
+                                       " duration_ms INTEGER,"
+                                       " applied_by TEXT)";
+
+/* How long a migration waits for another process's migration (or write) to finish. */
+#define SQ_MIGRATE_LOCK_WAIT_MS 120000
 
 /* One connection and its prepared statements. */
 struct sq_conn {
@@ -734,9 +730,6 @@ static int sq_open(const char *location, const struct store_options *opts, void 
              "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -%d",
              SQ_WRITER_CACHE_KIB);
     rc = sq_exec(&s->writer, pragmas, "writer setup");
-    if (rc == 0) {
-        rc = sq_exec(&s->writer, sq_bootstrap_sql, "create schema_migrations");
-    }
     if (rc != 0) {
         (void)buf_appendf(err, "cannot prepare %s: %s", s->path, sqlite3_errmsg(s->writer.db));
         goto out_close;
@@ -797,224 +790,305 @@ static void sq_close(void *be)
  * Migrations.
  * ------------------------------------------------------------------------------------- */
 
-static void sq_migration_checksum(const struct store_migration *m, char hex[2 * SHA256_BYTES + 1])
+/* Whether table exists on connection c. */
+static int sq_table_exists(struct sq_conn *c, const char *table, bool *out)
 {
-    uint8_t digest[SHA256_BYTES];
-    int rc = sha256_digest(m->sql, m->sql_len, digest);
-    ASSERT(rc == 0); /* hashing memory in memory cannot fail but for a broken crypto library */
-    sha256_hex(digest, hex);
-}
-
-static const struct store_migration *sq_migration_find(uint32_t version)
-{
-    for (size_t i = 0; i < store_migrations_sqlite_count; i++) {
-        if (store_migrations_sqlite[i].version == version) {
-            return &store_migrations_sqlite[i];
-        }
-    }
-    return NULL;
-}
-
-/* Compares what the database recorded with what is compiled in, on connection c. */
-static int sq_status(struct sq_conn *c, struct store_migration_status *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->available = (uint32_t)store_migrations_sqlite_count;
     sqlite3_stmt *st = NULL;
-    int rc = sq_stmt(c, SQ_MIGRATIONS_ROWS, &st);
-    if (rc != 0) {
-        return rc;
+    int rc = sqlite3_prepare_v2(
+        c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return sq_fail(c, rc, "look for a table");
     }
-    uint32_t known_applied = 0;
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t version = sqlite3_column_int64(st, 0);
-        const unsigned char *checksum = sqlite3_column_text(st, 2);
-        out->applied++;
-        const struct store_migration *m =
-            (version > 0 && version <= UINT32_MAX) ? sq_migration_find((uint32_t)version) : NULL;
-        if (m == NULL) {
-            if (!out->drift) {
-                out->drift = true;
-                snprintf(out->detail, sizeof(out->detail),
-                         "migration %lld is applied but unknown to this binary (the database "
-                         "is newer)",
-                         (long long)version);
-            }
-            continue;
-        }
-        known_applied++;
-        char want[2 * SHA256_BYTES + 1];
-        sq_migration_checksum(m, want);
-        if (!out->drift && (checksum == NULL || strcmp((const char *)checksum, want) != 0)) {
-            out->drift = true;
-            snprintf(out->detail, sizeof(out->detail),
-                     "migration %u (%s) was changed after it was applied (checksum differs)",
-                     m->version, m->name);
-        }
+    sq_bind_text(st, 1, table);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return sq_fail(c, step, "look for a table");
     }
-    sqlite3_reset(st);
-    if (step != SQLITE_DONE) {
-        return sq_fail(c, step, "read schema_migrations");
-    }
-    out->pending = out->available - known_applied;
+    *out = step == SQLITE_ROW;
     return 0;
 }
 
-static int sq_migration_status(void *be, struct store_migration_status *out)
+/* Whether schema_migrations has the columns added after its first version. */
+static int sq_migrations_complete(struct sq_conn *c, bool *out)
 {
-    struct sq_conn *c = NULL;
-    int rc = sq_reader(be, &c);
-    return rc != 0 ? rc : sq_status(c, out);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db,
+                                "SELECT count(*) FROM pragma_table_info('schema_migrations')"
+                                " WHERE name IN ('duration_ms', 'applied_by')",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return sq_fail(c, rc, "read schema_migrations columns");
+    }
+    int step = sqlite3_step(st);
+    *out = step == SQLITE_ROW && sqlite3_column_int(st, 0) == 2;
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW ? 0 : sq_fail(c, step, "read schema_migrations columns");
+}
+
+static void sq_copy_text(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+static int sq_mig_rows_on(struct sq_conn *c, struct store_migration_row **rows_out, size_t *n_out)
+{
+    *rows_out = NULL;
+    *n_out = 0;
+    bool exists = false;
+    int rc = sq_table_exists(c, "schema_migrations", &exists);
+    if (rc != 0 || !exists) {
+        return rc;
+    }
+    bool complete = false;
+    rc = sq_migrations_complete(c, &complete);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(c->db,
+                            complete ? "SELECT version, name, checksum, applied_at_ms, duration_ms,"
+                                       " applied_by FROM schema_migrations ORDER BY version"
+                                     : "SELECT version, name, checksum, applied_at_ms, NULL, NULL"
+                                       " FROM schema_migrations ORDER BY version",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return sq_fail(c, rc, "read schema_migrations");
+    }
+    struct store_migration_row *rows = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t version = sqlite3_column_int64(st, 0);
+        if (version < 0 || version > UINT32_MAX || n >= LIMIT_MIGRATION_FILES_MAX) {
+            rc = sq_corrupt("schema_migrations version");
+            goto out;
+        }
+        if (n == cap) {
+            size_t ncap = cap == 0 ? 16 : 2 * cap;
+            struct store_migration_row *grown = realloc(rows, ncap * sizeof(*rows));
+            if (grown == NULL) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            rows = grown;
+            cap = ncap;
+        }
+        struct store_migration_row *r = &rows[n++];
+        memset(r, 0, sizeof(*r));
+        r->version = (uint32_t)version;
+        sq_copy_text(st, 1, r->name, sizeof(r->name));
+        sq_copy_text(st, 2, r->checksum, sizeof(r->checksum));
+        r->applied_at_ms = sqlite3_column_int64(st, 3);
+        r->duration_ms =
+            sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
+        sq_copy_text(st, 5, r->applied_by, sizeof(r->applied_by));
+    }
+    if (step != SQLITE_DONE) {
+        rc = sq_fail(c, step, "read schema_migrations");
+    }
+out:
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        free(rows);
+        return rc;
+    }
+    *rows_out = rows;
+    *n_out = n;
+    return 0;
+}
+
+static int sq_mig_rows(void *be, void *mtx, struct store_migration_row **rows, size_t *n)
+{
+    struct sq_conn *c = mtx;
+    if (c == NULL) {
+        int rc = sq_reader(be, &c);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return sq_mig_rows_on(c, rows, n);
+}
+
+/* The migration lock is the database's write lock: BEGIN IMMEDIATE, waiting for another
+ * process's migration as long as SQ_MIGRATE_LOCK_WAIT_MS. */
+static int sq_mig_begin(void *be, bool transaction, void **mtx, struct buf *err)
+{
+    struct sq_store *s = be;
+    struct sq_conn *c = &s->writer;
+    ASSERT(transaction); /* store_migrate refuses no-transaction files on SQLite */
+    int64_t deadline_ms = clock_unix_ms() + SQ_MIGRATE_LOCK_WAIT_MS;
+    int src;
+    while ((src = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
+        if ((src & 0xff) != SQLITE_BUSY || clock_unix_ms() >= deadline_ms) {
+            (void)buf_appendf(err, "cannot take the migration lock: %s", sqlite3_errmsg(c->db));
+            return sq_fail(c, src, "begin migration");
+        }
+    }
+    int rc = sq_exec(c, sq_bootstrap_sql, "create schema_migrations");
+    bool complete = false;
+    if (rc == 0) {
+        rc = sq_migrations_complete(c, &complete);
+    }
+    if (rc == 0 && !complete) {
+        rc = sq_exec(c,
+                     "ALTER TABLE schema_migrations ADD COLUMN duration_ms INTEGER;"
+                     " ALTER TABLE schema_migrations ADD COLUMN applied_by TEXT",
+                     "complete schema_migrations");
+    }
+    if (rc != 0) {
+        (void)buf_appendf(err, "cannot prepare schema_migrations: %s", sqlite3_errmsg(c->db));
+        (void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    *mtx = c;
+    return 0;
+}
+
+static int sq_mig_exec(void *mtx, const char *sql, struct buf *err)
+{
+    struct sq_conn *c = mtx;
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        (void)buf_append_str(err, sqlite3_errmsg(c->db));
+        return sq_fail(c, rc, "migration");
+    }
+    return 0;
 }
 
 static int sq_audit_append_on(struct sq_conn *c, struct audit_record *r);
 
-/* Inside the migration's transaction: once the audit trail exists (the migration may just have
- * made it), the migration's audit record. */
-static int sq_migration_audit(struct sq_conn *c, const struct store_migration *m, const char *actor,
-                              struct buf *err)
+static int sq_mig_record(void *mtx, const struct store_migration_row *row, struct buf *err)
 {
+    struct sq_conn *c = mtx;
     sqlite3_stmt *st = NULL;
-    int rc = sq_stmt(c, SQ_AUDIT_TABLE_EXISTS, &st);
-    if (rc != 0) {
-        return rc;
+    int rc = sqlite3_prepare_v2(c->db,
+                                "INSERT INTO schema_migrations (version, name, checksum,"
+                                " applied_at_ms, duration_ms, applied_by)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        (void)buf_appendf(err, "cannot record the migration: %s", sqlite3_errmsg(c->db));
+        return sq_fail(c, rc, "record migration");
     }
+    sqlite3_bind_int64(st, 1, row->version);
+    sq_bind_text(st, 2, row->name);
+    sq_bind_text(st, 3, row->checksum);
+    sqlite3_bind_int64(st, 4, row->applied_at_ms);
+    sqlite3_bind_int64(st, 5, row->duration_ms);
+    sq_bind_text(st, 6, row->applied_by);
     int step = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (step == SQLITE_DONE) {
-        return 0; /* before 0002: no trail to write to */
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        (void)buf_appendf(err, "cannot record the migration: %s", sqlite3_errmsg(c->db));
+        return sq_fail(c, step, "record migration");
     }
-    if (step != SQLITE_ROW) {
-        return sq_fail(c, step, "look for the audit trail");
+    /* Once the trail exists (the migration may just have made it), its audit record. */
+    bool trail = false;
+    rc = sq_table_exists(c, "audit_records", &trail);
+    if (rc != 0 || !trail) {
+        return rc;
     }
     struct audit_record r;
-    memset(&r, 0, sizeof(r));
-    char resource[LIMIT_AUDIT_RESOURCE_LEN_MAX + 1];
-    int n = snprintf(resource, sizeof(resource), "migration:%04u_%s", m->version, m->name);
-    ASSERT(n > 0 && (size_t)n < sizeof(resource));
-    r.time_unix_ms = clock_unix_ms();
-    if (audit_record_set(&r, AUDIT_FIELD_ACTOR, actor, strlen(actor)) != 0 ||
-        audit_record_set(&r, AUDIT_FIELD_ACTION, "migration.apply", 15) != 0 ||
-        audit_record_set(&r, AUDIT_FIELD_RESOURCE, resource, (size_t)n) != 0 ||
-        audit_record_set(&r, AUDIT_FIELD_DECISION, "success", 7) != 0) {
-        (void)buf_appendf(err, "migration %u (%s): the actor is not valid in an audit record",
-                          m->version, m->name);
-        return -EINVAL;
-    }
-    return sq_audit_append_on(c, &r);
-}
-
-/* Applies one migration with its schema_migrations row and its audit record in one
- * transaction. */
-static int sq_migration_apply(struct sq_conn *c, const struct store_migration *m, const char *actor,
-                              struct buf *err)
-{
-    char checksum[2 * SHA256_BYTES + 1];
-    sq_migration_checksum(m, checksum);
-    int rc = sq_exec(c, "BEGIN IMMEDIATE", "begin migration");
+    rc = store_migration_audit_record(row, &r);
     if (rc != 0) {
-        (void)buf_appendf(err, "migration %u (%s): cannot begin: %s", m->version, m->name,
-                          sqlite3_errmsg(c->db));
+        (void)buf_append_str(err, "the actor is not valid in an audit record");
         return rc;
     }
-    int src = sqlite3_exec(c->db, m->sql, NULL, NULL, NULL);
-    if (src != SQLITE_OK) {
-        (void)buf_appendf(err, "migration %u (%s): %s", m->version, m->name, sqlite3_errmsg(c->db));
-        rc = sq_fail(c, src, "migration");
-        goto out_rollback;
-    }
-    sqlite3_stmt *st = NULL;
-    rc = sq_stmt(c, SQ_MIGRATION_INSERT, &st);
+    rc = sq_audit_append_on(c, &r);
     if (rc != 0) {
-        goto out_rollback_msg;
+        (void)buf_appendf(err, "cannot append the audit record: %s", sqlite3_errmsg(c->db));
     }
-    sqlite3_bind_int64(st, 1, m->version);
-    sq_bind_text(st, 2, m->name);
-    sq_bind_text(st, 3, checksum);
-    sqlite3_bind_int64(st, 4, clock_unix_ms());
-    rc = sq_step_done(c, st, "record migration");
-    if (rc != 0) {
-        goto out_rollback_msg;
-    }
-    rc = sq_migration_audit(c, m, actor, err);
-    if (rc == -EINVAL) {
-        goto out_rollback;
-    }
-    if (rc != 0) {
-        goto out_rollback_msg;
-    }
-    rc = sq_exec(c, "COMMIT", "commit migration");
-    if (rc != 0) {
-        goto out_rollback_msg;
-    }
-    return 0;
+    return rc;
+}
 
-out_rollback_msg:
-    (void)buf_appendf(err, "migration %u (%s): %s", m->version, m->name, sqlite3_errmsg(c->db));
-out_rollback:
+static int sq_mig_end(void *mtx, bool commit, struct buf *err)
+{
+    struct sq_conn *c = mtx;
+    int rc = 0;
+    if (commit) {
+        rc = sq_exec(c, "COMMIT", "commit migration");
+        if (rc != 0) {
+            (void)buf_appendf(err, "cannot commit: %s", sqlite3_errmsg(c->db));
+        }
+    }
     if (!sqlite3_get_autocommit(c->db)) {
         (void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     }
     return rc;
 }
 
-static int sq_migrate_up(void *be, const char *actor,
-                         void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
-                         struct buf *err)
+/* Every table, index, trigger and view but SQLite's own and schema_migrations, in a fixed
+ * order, as the CREATE statements SQLite keeps. */
+static int sq_schema_dump(void *be, struct buf *out, struct buf *err)
 {
-    struct sq_store *s = be;
-    for (size_t i = 0; i < store_migrations_sqlite_count; i++) {
-        if (store_migrations_sqlite[i].version != i + 1) {
-            (void)buf_appendf(err, "compiled migrations are not numbered 1..%zu (%u at %zu)",
-                              store_migrations_sqlite_count, store_migrations_sqlite[i].version,
-                              i + 1);
-            return -EINVAL;
-        }
-    }
-    struct store_migration_status status;
-    int rc = sq_status(&s->writer, &status);
+    struct sq_conn *c = NULL;
+    int rc = sq_reader(be, &c);
     if (rc != 0) {
-        (void)buf_appendf(err, "cannot read schema_migrations: %s", sqlite3_errmsg(s->writer.db));
+        (void)buf_append_str(err, "cannot open a read connection");
         return rc;
     }
-    if (status.drift) {
-        (void)buf_appendf(err, "refusing to migrate: %s", status.detail);
-        return -EINVAL;
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(c->db,
+                            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"
+                            " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                            " AND tbl_name <> 'schema_migrations'"
+                            " ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'view' THEN 1"
+                            " WHEN 'index' THEN 2 ELSE 3 END, tbl_name, name",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        (void)buf_appendf(err, "cannot read the schema: %s", sqlite3_errmsg(c->db));
+        return sq_fail(c, rc, "read the schema");
     }
-    /* No drift: the applied versions are a subset of the compiled ones. Apply the others. */
-    for (size_t i = 0; i < store_migrations_sqlite_count; i++) {
-        const struct store_migration *m = &store_migrations_sqlite[i];
-        sqlite3_stmt *st = NULL;
-        rc = sq_stmt(&s->writer, SQ_MIGRATIONS_ROWS, &st);
-        if (rc != 0) {
-            return rc;
-        }
-        bool done = false;
-        int step;
-        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-            if (sqlite3_column_int64(st, 0) == m->version) {
-                done = true;
-            }
-        }
-        sqlite3_reset(st);
-        if (step != SQLITE_DONE) {
-            (void)buf_appendf(err, "cannot read schema_migrations: %s",
-                              sqlite3_errmsg(s->writer.db));
-            return sq_fail(&s->writer, step, "read schema_migrations");
-        }
-        if (done) {
-            continue;
-        }
-        rc = sq_migration_apply(&s->writer, m, actor, err);
-        if (rc != 0) {
-            return rc;
-        }
-        if (applied != NULL) {
-            applied(ctx, m->version, m->name);
-        }
+    int step;
+    rc = 0;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *sql = sqlite3_column_text(st, 0);
+        rc = buf_appendf(out, "%s;\n\n", sql != NULL ? (const char *)sql : "");
     }
-    return 0;
+    if (rc == 0 && step != SQLITE_DONE) {
+        (void)buf_appendf(err, "cannot read the schema: %s", sqlite3_errmsg(c->db));
+        rc = sq_fail(c, step, "read the schema");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* A new database file in a new temporary directory. */
+static int sq_scratch_create(const char *location, const struct store_options *opts,
+                             struct buf *scratch, struct buf *err)
+{
+    (void)location;
+    (void)opts;
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096];
+    int n = snprintf(dir, sizeof(dir), "%s/ledgerd-fresh-XXXXXX",
+                     tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (n < 0 || (size_t)n >= sizeof(dir) || mkdtemp(dir) == NULL) {
+        (void)buf_appendf(err, "cannot make a temporary directory: %s", strerror(errno));
+        return -EIO;
+    }
+    return buf_appendf(scratch, "%s/fresh.db", dir);
+}
+
+static void sq_scratch_drop(const char *location, const struct store_options *opts,
+                            const char *scratch)
+{
+    (void)location;
+    (void)opts;
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    char path[4200];
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(path, sizeof(path), "%s%s", scratch, suffixes[i]);
+        (void)unlink(path);
+    }
+    const char *slash = strrchr(scratch, '/');
+    if (slash != NULL) {
+        snprintf(path, sizeof(path), "%.*s", (int)(slash - scratch), scratch);
+        (void)rmdir(path);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2060,8 +2134,15 @@ const struct store_backend_ops store_sqlite_ops = {
     .system_name = "sqlite",
     .open = sq_open,
     .close = sq_close,
-    .migration_status = sq_migration_status,
-    .migrate_up = sq_migrate_up,
+    .migrations_backend = "sqlite",
+    .mig_rows = sq_mig_rows,
+    .mig_begin = sq_mig_begin,
+    .mig_exec = sq_mig_exec,
+    .mig_record = sq_mig_record,
+    .mig_end = sq_mig_end,
+    .schema_dump = sq_schema_dump,
+    .scratch_create = sq_scratch_create,
+    .scratch_drop = sq_scratch_drop,
     .ping = sq_ping,
     .account_get = sq_account_get,
     .transfer_get = sq_transfer_get,

@@ -45,6 +45,28 @@ static const struct store_backend_ops *const store_backends[] = {
     &store_pgsql_ops,
 };
 
+const struct store_backend_ops *store_backend_of_url(const char *url, const char **location)
+{
+    for (size_t i = 0; i < sizeof(store_backends) / sizeof(store_backends[0]); i++) {
+        size_t n = strlen(store_backends[i]->scheme);
+        if (strncmp(url, store_backends[i]->scheme, n) == 0) {
+            *location = url + n;
+            return store_backends[i];
+        }
+    }
+    return NULL;
+}
+
+const struct store_backend_ops *store_ops_of(const struct store *s)
+{
+    return s->ops;
+}
+
+void *store_be_of(const struct store *s)
+{
+    return s->be;
+}
+
 int store_open(const char *url, struct store **out, struct buf *err)
 {
     static const struct store_options defaults;
@@ -60,16 +82,8 @@ int store_open_with(const char *url, const struct store_options *opts, struct st
     ASSERT(err != NULL);
     *out = NULL;
 
-    const struct store_backend_ops *ops = NULL;
     const char *location = NULL;
-    for (size_t i = 0; i < sizeof(store_backends) / sizeof(store_backends[0]); i++) {
-        size_t n = strlen(store_backends[i]->scheme);
-        if (strncmp(url, store_backends[i]->scheme, n) == 0) {
-            ops = store_backends[i];
-            location = url + n;
-            break;
-        }
-    }
+    const struct store_backend_ops *ops = store_backend_of_url(url, &location);
     if (ops == NULL) {
         (void)buf_append_str(err, "unsupported database URL scheme (expected sqlite://, "
                                   "postgres:// or postgresql://)");
@@ -98,31 +112,6 @@ void store_close(struct store *s)
     }
     s->ops->close(s->be);
     free(s);
-}
-
-int store_migration_status(struct store *s, struct store_migration_status *out)
-{
-    ASSERT(s != NULL);
-    ASSERT(out != NULL);
-    memset(out, 0, sizeof(*out));
-    return s->ops->migration_status(s->be, out);
-}
-
-int store_migrate_up(struct store *s,
-                     void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
-                     struct buf *err)
-{
-    return store_migrate_up_as(s, "system", applied, ctx, err);
-}
-
-int store_migrate_up_as(struct store *s, const char *actor,
-                        void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
-                        struct buf *err)
-{
-    ASSERT(s != NULL);
-    ASSERT(actor != NULL && actor[0] != '\0');
-    ASSERT(err != NULL);
-    return s->ops->migrate_up(s->be, actor, applied, ctx, err);
 }
 
 int store_ping(struct store *s)

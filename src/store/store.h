@@ -38,6 +38,7 @@
 #include "audit/audit.h"
 #include "auth/apikey.h"
 #include "core/buf.h"
+#include "core/limits.h"
 #include "core/sha256.h"
 #include "ledger/book.h"
 #include "ledger/ledger.h"
@@ -66,30 +67,81 @@ int store_open_with(const char *url, const struct store_options *opts, struct st
 void store_close(struct store *s);
 
 /* ---------------------------------------------------------------------------------------
- * Migrations: numbered SQL files compiled into the binary (migrations/<backend>/NNNN_name.sql),
- * each recorded in schema_migrations with its SHA-256 when applied.
+ * Migrations: numbered SQL files (migrations/<backend>/NNNN_name.sql, see migset.h), each
+ * recorded when applied in schema_migrations with its checksum, time, duration and who applied
+ * it. The functions without a set use the copy built into the binary — the schema this binary
+ * was written for.
  * ------------------------------------------------------------------------------------- */
-struct store_migration_status {
-    uint32_t available; /* migrations compiled in */
-    uint32_t applied;   /* recorded in the database */
-    uint32_t pending;   /* available but not applied */
-    /* A recorded migration whose checksum differs from the compiled one, or a recorded version
-     * this binary does not know (the database is newer): the schema cannot be trusted. */
-    bool drift;
-    char detail[256]; /* human-readable reason when drift */
+struct migset;
+struct migset_file;
+
+/* One row of schema_migrations. */
+struct store_migration_row {
+    uint32_t version;
+    char name[LIMIT_MIGRATION_NAME_LEN_MAX + 1];
+    char checksum[2 * SHA256_BYTES + 1]; /* SHA-256 hex of the normalised file */
+    int64_t applied_at_ms;
+    int64_t duration_ms; /* -1: applied before ledgerd recorded it */
+    char applied_by[LIMIT_MIGRATION_APPLIED_BY_LEN_MAX + 1]; /* "" when not recorded */
 };
+
+struct store_migration_status {
+    uint32_t available; /* migrations in the set */
+    uint32_t applied;   /* rows in schema_migrations */
+    uint32_t pending;   /* in the set, not applied */
+    /* Applied versions past the set's last: a newer release migrated (expand) while this one
+     * still runs. Not drift: the schema only grew. */
+    uint32_t ahead;
+    /* An applied migration whose file changed (checksum or name), or a pending one numbered
+     * below an applied one (the history was reordered): the schema cannot be trusted. */
+    bool drift;
+    char detail[LIMIT_MIGRATION_MESSAGE_LEN]; /* the first drift, naming the file */
+};
+/* Compares the database with the built-in set / with set. Reads only (a database that was never
+ * migrated has no schema_migrations table and shows everything pending). */
 int store_migration_status(struct store *s, struct store_migration_status *out);
-/* Applies pending migrations in order, each in its own transaction. Calls applied() after each
- * one (may be NULL). Refuses (-EINVAL, reason in err) when there is drift. Once the audit trail
- * exists (migration 0002 on), each migration appends, in its own transaction, an audit record
- * {actor, "migration.apply", "migration:NNNN_name", "success"}; store_migrate_up's actor is
- * "system", store_migrate_up_as names it (the command line: "cli:<user>"). */
+int store_migration_status_of(struct store *s, const struct migset *set,
+                              struct store_migration_status *out);
+/* The rows of schema_migrations in version order (*rows malloc'd; free() it). */
+int store_migration_rows(struct store *s, struct store_migration_row **rows, size_t *n);
+
+struct store_migrate_options {
+    const char *actor;      /* who applies ("cli:<user>", "system"); NULL: "system" */
+    uint32_t to;            /* apply up to this version; 0: all */
+    bool allow_destructive; /* apply annotated destructive statements */
+    bool dry_run;           /* every check, then return before applying anything */
+    /* Called after each migration committed (may be NULL). */
+    void (*applied)(void *ctx, const struct migset_file *f, int64_t duration_ms);
+    void *ctx;
+};
+/* Applies set's pending migrations in order, each in its own transaction (a PostgreSQL file
+ * marked no-transaction runs statement by statement) holding the migration lock, so that two
+ * processes migrating at once apply each migration once. Each one records its row and, once
+ * the audit trail exists (migration 0002 on), an audit record {actor, "migration.apply",
+ * "migration:NNNN_name", "success"} in the same transaction. Before applying anything, refuses
+ * with -EINVAL and a reason naming the file: drift; --to below an applied version; a pending
+ * file with lint problems or unannotated destructive statements; annotated destructive
+ * statements without allow_destructive. Other errors: the database's, naming the file. */
+int store_migrate(struct store *s, const struct migset *set, const struct store_migrate_options *o,
+                  struct buf *err);
+/* store_migrate with the built-in set and no destructive statements allowed. */
 int store_migrate_up(struct store *s,
                      void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
                      struct buf *err);
 int store_migrate_up_as(struct store *s, const char *actor,
                         void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
                         struct buf *err);
+/* "sqlite" or "postgres": the migrations directory of the store's backend. */
+const char *store_migrations_backend(const struct store *s);
+/* The schema of the database as deterministic SQL text (tables with their columns,
+ * constraints, indexes, sequences, functions, triggers, views; schema_migrations left out),
+ * appended to out: what `ledgerd migrate snapshot` writes and `verify` compares. */
+int store_schema_dump(struct store *s, struct buf *out, struct buf *err);
+/* Applies set to a new, empty database next to url's (SQLite: a file in a temporary
+ * directory; PostgreSQL: a database created on url's server and dropped afterwards) and
+ * appends its store_schema_dump to schema. */
+int store_schema_of_fresh(const char *url, const struct store_options *opts,
+                          const struct migset *set, struct buf *schema, struct buf *err);
 
 /* Cheap liveness query on the calling thread's read connection. */
 int store_ping(struct store *s);

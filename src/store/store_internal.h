@@ -31,10 +31,27 @@ struct store_backend_ops {
                 struct buf *err);
     void (*close)(void *be);
 
-    int (*migration_status)(void *be, struct store_migration_status *out);
-    int (*migrate_up)(void *be, const char *actor,
-                      void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
-                      struct buf *err);
+    /* Migrations: migrate.c drives these (store.h says what for). */
+    const char *migrations_backend; /* "sqlite" or "postgres" */
+    /* The rows of schema_migrations in version order (none when the table does not exist): on
+     * a read connection when mtx is NULL, else on the migration's connection. */
+    int (*mig_rows)(void *be, void *mtx, struct store_migration_row **rows, size_t *n);
+    /* Takes the migration lock on a connection of its own, in a transaction when transaction
+     * is true, and creates or completes schema_migrations. *mtx until mig_end. */
+    int (*mig_begin)(void *be, bool transaction, void **mtx, struct buf *err);
+    /* Runs SQL text (several statements in a transaction; one outside). */
+    int (*mig_exec)(void *mtx, const char *sql, struct buf *err);
+    /* Records row, and its audit record with row->applied_by as the actor once the trail
+     * exists: in the transaction, or in one of its own. */
+    int (*mig_record)(void *mtx, const struct store_migration_row *row, struct buf *err);
+    /* Commits (commit true) or rolls back; releases the lock and the connection. */
+    int (*mig_end)(void *mtx, bool commit, struct buf *err);
+    int (*schema_dump)(void *be, struct buf *out, struct buf *err);
+    /* An empty database beside location (its location appended to scratch), and its removal. */
+    int (*scratch_create)(const char *location, const struct store_options *opts,
+                          struct buf *scratch, struct buf *err);
+    void (*scratch_drop)(const char *location, const struct store_options *opts,
+                         const char *scratch);
     int (*ping)(void *be);
     uint32_t (*writers)(void *be);
 
@@ -88,5 +105,16 @@ struct store_backend_ops {
 extern const struct store_backend_ops store_sqlite_ops;
 extern const struct store_backend_ops store_pg_ops;
 extern const struct store_backend_ops store_pgsql_ops;
+
+/* The backend serving url (location: the part after its scheme), or NULL. */
+const struct store_backend_ops *store_backend_of_url(const char *url, const char **location);
+/* A store's backend and its state, for migrate.c. */
+const struct store_backend_ops *store_ops_of(const struct store *s);
+void *store_be_of(const struct store *s);
+
+/* The audit record of an applied migration: {row->applied_by, "migration.apply",
+ * "migration:NNNN_name", "success"} at row->applied_at_ms. -EINVAL when the actor is not valid
+ * in a record. */
+int store_migration_audit_record(const struct store_migration_row *row, struct audit_record *r);
 
 #endif

@@ -530,7 +530,7 @@ static void test_print(void **state)
     assert_non_null(strstr(out, "LEDGERD_IDEMPOTENCY_REQUIRED=true\n"));
     assert_non_null(strstr(out, "LEDGERD_BODY_BYTES_MAX=1048576\n"));
     assert_non_null(strstr(out, "LEDGERD_EXPIRY_INTERVAL_MS=250\n"));
-    assert_int_equal(count_lines(out), 62); /* one line per setting */
+    assert_int_equal(count_lines(out), 63); /* one line per setting */
     free(out);
 
     /* The printed configuration loads back to the same settings. */
@@ -730,6 +730,39 @@ static void test_path_settings(void **state)
         assert_non_null(strstr(err, "cannot open"));
     }
     unlink(path);
+}
+
+/* LEDGERD_MIGRATIONS_DIR: any directory name (only `ledgerd migrate` reads it, and says when it
+ * is missing), never control characters or more than the field holds. */
+static void test_migrations_dir(void **state)
+{
+    (void)state;
+    struct config cfg;
+    const char *err = NULL;
+    env_clear();
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_string_equal(cfg.migrations_dir, "");
+    env_set("LEDGERD_MIGRATIONS_DIR", "/srv/ledgerd/migrations");
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_string_equal(cfg.migrations_dir, "/srv/ledgerd/migrations");
+    char *out = print_to_string(&cfg, false);
+    assert_non_null(strstr(out, "LEDGERD_MIGRATIONS_DIR=/srv/ledgerd/migrations\n"));
+    free(out);
+    env_clear();
+    env_set("LEDGERD_MIGRATIONS_DIR", "mig\x01rations");
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_memory_equal(err, "LEDGERD_MIGRATIONS_DIR", 22);
+    static char longest[sizeof(cfg.migrations_dir) + 1];
+    memset(longest, 'm', sizeof(longest) - 1);
+    env_clear();
+    env_set("LEDGERD_MIGRATIONS_DIR", longest);
+    assert_int_equal(load(&cfg, &err), -EINVAL);
+    assert_memory_equal(err, "LEDGERD_MIGRATIONS_DIR", 22);
+    longest[sizeof(cfg.migrations_dir) - 1] = '\0';
+    env_clear();
+    env_set("LEDGERD_MIGRATIONS_DIR", longest);
+    assert_int_equal(load(&cfg, &err), 0);
+    assert_int_equal(strlen(cfg.migrations_dir), sizeof(cfg.migrations_dir) - 1);
 }
 
 static void test_jwt_settings(void **state)
@@ -1000,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_auth_mode),
         cmocka_unit_test(test_auth_open_routes),
         cmocka_unit_test(test_path_settings),
+        cmocka_unit_test(test_migrations_dir),
         cmocka_unit_test(test_jwt_settings),
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_scale_out_settings),

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/limits.h"
 #include "core/u128.h"
 #include "ledger/book.h"
@@ -350,29 +351,103 @@ static void test_drift_checksum(void **state)
     struct store_migration_status st;
     assert_int_equal(store_migration_status(f->s, &st), 0);
     assert_true(st.drift);
-    assert_non_null(strstr(st.detail, "migration 1 "));
-    assert_non_null(strstr(st.detail, "checksum"));
+    assert_non_null(strstr(st.detail, "0001_ledger.sql"));
+    assert_non_null(strstr(st.detail, "edited"));
 
     struct buf err;
     buf_init(&err, 512);
     assert_int_equal(store_migrate_up(f->s, NULL, NULL, &err), -EINVAL);
-    assert_non_null(strstr(err.data, "checksum"));
+    assert_non_null(strstr(err.data, "refusing"));
+    assert_non_null(strstr(err.data, "0001_ledger.sql"));
     buf_release(&err);
 }
 
-static void test_drift_unknown_version(void **state)
+/* A version past the binary's files was applied by a newer release (an expand migration during
+ * a rolling deployment): the schema only grew, so it is not drift and there is nothing to do. */
+static void test_newer_version_is_ahead_not_drift(void **state)
 {
     struct fx *f = *state;
-    raw_exec(f, "INSERT INTO schema_migrations VALUES (9999, 'future', 'x', 0)");
+    raw_exec(f, "INSERT INTO schema_migrations (version, name, checksum, applied_at_ms)"
+                " VALUES (9999, 'future', 'x', 0)");
+    struct store_migration_status st;
+    assert_int_equal(store_migration_status(f->s, &st), 0);
+    assert_false(st.drift);
+    assert_int_equal(st.ahead, 1);
+    assert_int_equal(st.pending, 0);
+    struct buf err;
+    buf_init(&err, 512);
+    int applied = 0;
+    assert_int_equal(store_migrate_up(f->s, count_applied, &applied, &err), 0);
+    assert_int_equal(applied, 0);
+    buf_release(&err);
+}
+
+/* A pending migration numbered below an applied one: the history was reordered. */
+static void test_drift_reordered(void **state)
+{
+    struct fx *f = *state;
+    raw_exec(f, "DELETE FROM schema_migrations WHERE version = 1");
     struct store_migration_status st;
     assert_int_equal(store_migration_status(f->s, &st), 0);
     assert_true(st.drift);
-    assert_non_null(strstr(st.detail, "9999"));
+    assert_non_null(strstr(st.detail, "0001_ledger.sql is pending"));
+    assert_non_null(strstr(st.detail, "reordered"));
     struct buf err;
     buf_init(&err, 512);
     assert_int_equal(store_migrate_up(f->s, NULL, NULL, &err), -EINVAL);
-    assert_non_null(strstr(err.data, "9999"));
+    assert_non_null(strstr(err.data, "reordered"));
     buf_release(&err);
+}
+
+/* Each row says when, how long and who; the audit trail has one record per application. */
+static void test_migration_rows_record_who_and_how_long(void **state)
+{
+    struct fx *f = *state;
+    struct store_migration_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(store_migration_rows(f->s, &rows, &n), 0);
+    assert_int_equal(n, 2);
+    int64_t now = clock_unix_ms();
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].version, i + 1);
+        assert_int_equal(strlen(rows[i].checksum), 64);
+        assert_true(rows[i].applied_at_ms > now - 600000 && rows[i].applied_at_ms <= now);
+        assert_true(rows[i].duration_ms >= 0);
+        assert_string_equal(rows[i].applied_by, "system");
+    }
+    assert_string_equal(rows[0].name, "ledger");
+    free(rows);
+}
+
+/* A database an older ledgerd migrated has schema_migrations without duration_ms and
+ * applied_by: status reads it as it is, and the next migration run completes the table. */
+static void test_old_bookkeeping_table_is_completed(void **state)
+{
+    struct fx *f = *state;
+    raw_exec(f, "ALTER TABLE schema_migrations DROP COLUMN duration_ms;"
+                " ALTER TABLE schema_migrations DROP COLUMN applied_by");
+    struct store_migration_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(store_migration_rows(f->s, &rows, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[0].duration_ms, -1);
+    assert_string_equal(rows[0].applied_by, "");
+    free(rows);
+    struct store_migration_status st;
+    assert_int_equal(store_migration_status(f->s, &st), 0);
+    assert_false(st.drift);
+    raw_exec(f, "DELETE FROM schema_migrations WHERE version = 2; DROP TABLE api_keys;"
+                " DROP TABLE audit_checkpoints; DROP TABLE audit_records");
+    struct buf err;
+    buf_init(&err, 512);
+    assert_int_equal(store_migrate_up_as(f->s, "cli:alice", NULL, NULL, &err), 0);
+    buf_release(&err);
+    assert_int_equal(store_migration_rows(f->s, &rows, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[0].duration_ms, -1);
+    assert_true(rows[1].duration_ms >= 0);
+    assert_string_equal(rows[1].applied_by, "cli:alice");
+    free(rows);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -923,7 +998,13 @@ int main(void)
         cmocka_unit_test(test_open_unwritable_path),
         cmocka_unit_test_setup_teardown(test_migrate_and_status, fx_setup_unmigrated, fx_teardown),
         cmocka_unit_test_setup_teardown(test_drift_checksum, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_drift_unknown_version, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_newer_version_is_ahead_not_drift, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_drift_reordered, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_migration_rows_record_who_and_how_long, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_old_bookkeeping_table_is_completed, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_account_roundtrip, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pending_lifecycle, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, fx_setup, fx_teardown),
