@@ -20,6 +20,7 @@ CHECKED_DOCS = [
     READINESS,
     ROOT / "docs" / "operations" / "observability.md",
     ROOT / "docs" / "operations" / "scaling.md",
+    ROOT / "docs" / "operations" / "migrations.md",
     ROOT / "docs" / "security" / "README.md",
     *sorted((ROOT / "docs" / "runbooks").glob("*.md")),
 ]
