@@ -147,6 +147,8 @@ def test_grafana_dashboard_shape():
         "histogram_quantile(0.5,", "histogram_quantile(0.95,", "histogram_quantile(0.99,",
         "[30d]", "(1 - 0.999)", "(1 - 0.9995)", 'code=~"4.."', 'code=~"5.."',
         'result="hit"', 'result=~"hit|miss|reused|in_flight"',
+        "ledgerd_cache_lookups_total",
+        'ledgerd_cache_breaker_state{job=~"$job",instance=~"$instance",state="open"}',
         "ledgerd_db_pool_connections", "ledgerd_db_pool_max_connections",
         "ledgerd_db_pool_acquire_wait_seconds_bucket", "ledgerd_db_pool_acquire_timeouts_total",
         "ledgerd_commit_queue_depth", "ledgerd_commit_queue_capacity",
