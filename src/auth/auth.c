@@ -524,6 +524,14 @@ static bool auth_bearer_token(const char *h, size_t len, const char **token, siz
     return true;
 }
 
+bool auth_needs_store(const char *authorization, size_t len)
+{
+    const char *token = NULL;
+    size_t token_len = 0;
+    return authorization != NULL && auth_bearer_token(authorization, len, &token, &token_len) &&
+           token_len >= 4 && memcmp(token, "ldk_", 4) == 0;
+}
+
 void auth_check(struct auth *a, const char *authorization, size_t len, const struct sockaddr *peer,
                 int64_t now_mono_ms, struct auth_principal *p, struct auth_verdict *v)
 {

@@ -90,6 +90,11 @@ int auth_reload(struct auth *a, const char *why);
  * it. fn NULL detaches: when this returns, fn is not running and will not run again. */
 void auth_on_reload(struct auth *a, void (*fn)(void *ctx, bool ok, const char *why), void *ctx);
 
+/* Whether checking the Authorization header (len bytes, may be NULL) needs the database: true
+ * only for a bearer token in the API key form ("ldk_..."), whose row is looked up; a missing or
+ * malformed credential, a JWT, and a rate-limited address are decided in memory. */
+bool auth_needs_store(const char *authorization, size_t len);
+
 /* Checks an Authorization header value (NULL when absent), from the peer address peer (NULL:
  * unknown), at now_mono_ms (a monotonic clock in ms, for the rate limit). Fills *p on AUTH_OK.
  * Counts refusals in ledgerd_auth_failures_total. Thread-safe. */

@@ -174,9 +174,11 @@ struct http_request {
     bool idem_claimed;
     bool counted_in_flight; /* the body was complete and the request is being processed */
     bool counted_uploading; /* the body is still arriving */
-    /* Runs on the database work pool: authorization (and the 415 check after it) waits until
-     * the body is in, as an API key's lookup waits on the database. */
+    /* Runs on the database work pool once the body is in. */
     bool offloaded;
+    /* Credentials, scope and media type were checked from the headers, before the body: all
+     * but an API key, whose lookup waits on the database (then on the work pool). */
+    bool checked_early;
     /* The idempotency lookup is left to the commit worker's transaction (a concurrent store
      * without a cache): counted when the command completes. */
     bool idem_deferred;

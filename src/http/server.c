@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -543,6 +544,17 @@ static bool http_authorize(struct http_request *req)
 
 static bool http_media_type_refused(struct http_request *req);
 
+/* Whether this request's credential is an API key on a server that checks credentials. */
+static bool http_auth_needs_store(struct http_request *req)
+{
+    if (req->server->auth == NULL) {
+        return false;
+    }
+    size_t len = 0;
+    const char *header = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION, &len);
+    return auth_needs_store(header, len);
+}
+
 /* Whether the request runs on the database work pool: everything but /livez, and the metrics
  * and the dashboard while they are open routes (no credential to look up, no database). */
 static bool http_offload_wanted(const struct http_request *req)
@@ -602,8 +614,8 @@ static bool http_request_begin(struct http_request *req)
         }
         return true;
     }
-    /* On the database work pool, credentials are checked once the body is in (an API key's
-     * lookup waits on the database): what can be refused from the headers alone is, here. */
+    /* On the database work pool, an API key is checked once the body is in (its lookup waits
+     * on the database); everything else is decided here, from the headers alone. */
     req->offloaded = http_offload_wanted(req);
     if (req->route->body == HTTP_BODY_NONE) {
         return !req->offloaded && http_authorize(req);
@@ -619,9 +631,10 @@ static bool http_request_begin(struct http_request *req)
          * it arrives. */
         return true;
     }
-    if (req->offloaded) {
-        return false; /* http_offloaded checks credentials, then the media type */
+    if (req->offloaded && http_auth_needs_store(req)) {
+        return false; /* http_offloaded checks the API key, then the media type */
     }
+    req->checked_early = true;
     if (http_authorize(req)) {
         return true;
     }
@@ -939,8 +952,9 @@ static enum http_outcome http_run(struct http_request *req)
  * the request; the reply is sent once the connection resumes. */
 static void http_offloaded(struct http_request *req)
 {
-    if (http_authorize(req) ||
-        (req->route->body != HTTP_BODY_NONE && http_media_type_refused(req)) ||
+    bool late = !req->checked_early;
+    if ((late && http_authorize(req)) ||
+        (late && req->route->body != HTTP_BODY_NONE && http_media_type_refused(req)) ||
         http_run(req) == HTTP_REPLIED) {
         req->state = HTTP_REQ_ANSWERED;
         MHD_resume_connection(req->conn);
@@ -956,6 +970,21 @@ static void http_offload_expired(struct http_request *req)
                  "the database is saturated: no connection came free in time", NULL, 0, NULL);
     req->state = HTTP_REQ_ANSWERED;
     MHD_resume_connection(req->conn);
+}
+
+/* Whether the client waits for "100 Continue" before sending its body (RFC 9110 §10.1.1): a
+ * request refused from its headers is then answered at once, and the body never sent. The
+ * connection closes after the reply, as the client may send the body anyway. */
+static bool http_expects_continue(struct http_request *req)
+{
+    size_t len = 0;
+    const char *v = http_header(req, "Expect", &len);
+    if (v == NULL || len != 12 || strncasecmp(v, "100-continue", 12) != 0 || req->route == NULL ||
+        req->route->body == HTTP_BODY_NONE) {
+        return false;
+    }
+    req->close_connection = true;
+    return true;
 }
 
 /* Hands req to the database work pool; a full queue is answered at once. */
@@ -995,7 +1024,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         *con_cls = req;
         bool decided = http_request_begin(req);
         http_trace_start(req, version);
-        if (decided && req->body_too_large) {
+        if (decided && (req->body_too_large || http_expects_continue(req))) {
             return http_send(req); /* do not read a body we will refuse */
         }
         if (req->route != NULL && req->route->body != HTTP_BODY_NONE) {

@@ -9,6 +9,7 @@ import os
 import pathlib
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -16,7 +17,7 @@ import uuid
 
 import pytest
 
-from .ledgerd_harness import backend, new_ledger, pg_connect, run_cli, wait_for
+from .ledgerd_harness import backend, new_ledger, pg_connect, read_response, run_cli, wait_for
 
 ROUTES_C = pathlib.Path(__file__).resolve().parents[2] / "src" / "http" / "routes.c"
 SCOPES = {"ledger:read", "ledger:write", "flags:read", "flags:write", "audit:read", "admin",
@@ -416,3 +417,33 @@ def test_a_subject_the_trail_cannot_hold_never_fails_a_batch(authed):
     assert re.fullmatch(r"name#[0-9a-f]{64}", recs["odd-subject-1"]["actor"])
     assert recs["plain-subject-1"]["actor"].startswith("apikey:")
     assert run_cli(["audit", "verify"], env=srv.env).returncode == 0
+
+
+def test_refusals_from_the_headers_skip_the_body_after_100_continue(authed):
+    """A client that asks for 100-continue gets a refusal decided from the headers at once: a
+    missing or malformed credential, a bad JWT, a missing scope, the wrong media type. This
+    holds on every backend — also where the request body runs on the database work pool, as only
+    an API key (a row in the database) waits for the body. The body is never sent."""
+    srv = authed.srv
+    cases = [
+        ({}, 401, "unauthenticated"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, 401, "invalid_token"),
+        (bearer(authed.issuer.token(aud="someone-else")), 401, "invalid_token"),
+        (bearer(authed.issuer.token(scope="ledger:read")), 403, "insufficient_scope"),
+        ({**bearer(authed.issuer.token()), "Content-Type": "text/plain"}, 415,
+         "unsupported_media_type"),
+    ]
+    for headers, status, code in cases:
+        head = {"Content-Type": "application/json", "Content-Length": "4000000",
+                "Expect": "100-continue", "Idempotency-Key": uuid.uuid4().hex, **headers}
+        lines = ["POST /v1/transfers/batch HTTP/1.1", f"Host: {srv.host}:{srv.port}"]
+        lines += [f"{k}: {v}" for k, v in head.items()]
+        sock = socket.create_connection((srv.host, srv.port), timeout=10)
+        try:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            r = read_response(sock, "POST")
+        finally:
+            sock.close()
+        assert r.status == status, (headers, r)
+        assert r.json["code"] == code, (headers, r)
+
