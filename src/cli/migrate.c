@@ -255,6 +255,33 @@ static int migrate_status(struct store *store, const struct migset *set)
 
 /* ---- plan ---- */
 
+/* Rows counted, at most, for a finding's table in the plan: enough to tell an empty table from
+ * a populated one, bounded on a huge one. */
+#define MIGRATE_PLAN_ROWS_CAP 1000000
+
+/* One finding of the plan, with how many rows its table holds now: a unique index or a NOT
+ * NULL column is harmless on an empty table and a long lock (or a failure) on a full one. */
+static void migrate_plan_finding(struct store *store, const struct miglint_finding *d,
+                                 unsigned line)
+{
+    printf("-- line %u: %s %s", line, miglint_rule_name(d->rule),
+           d->allowed ? "(annotated)" : "(NOT ANNOTATED)");
+    uint64_t rows = 0;
+    int rc = d->rule == MIGLINT_DROP_INDEX
+                 ? -EINVAL
+                 : store_table_rows(store, d->target, MIGRATE_PLAN_ROWS_CAP, &rows);
+    if (rc == 0 && rows > MIGRATE_PLAN_ROWS_CAP) {
+        printf(" on %s: more than %d rows", d->target, MIGRATE_PLAN_ROWS_CAP);
+    } else if (rc == 0) {
+        printf(" on %s: %" PRIu64 " rows", d->target, rows);
+    } else if (rc == -ENOENT) {
+        printf(" on %s: not in the database yet", d->target);
+    } else {
+        printf(" on %s", d->target);
+    }
+    putchar('\n');
+}
+
 static int migrate_plan(struct store *store, const struct migset *set, const struct migrate_args *a)
 {
     struct store_migration_row *rows = NULL;
@@ -285,8 +312,7 @@ static int migrate_plan(struct store *store, const struct migset *set, const str
             const struct sql_stmt *st = &l->stmts[i];
             for (size_t k = 0; k < l->nfindings; k++) {
                 if (l->findings[k].stmt == i) {
-                    printf("-- line %u: %s %s\n", st->line, miglint_rule_name(l->findings[k].rule),
-                           l->findings[k].allowed ? "(annotated)" : "(NOT ANNOTATED)");
+                    migrate_plan_finding(store, &l->findings[k], st->line);
                     destructive++;
                 }
             }

@@ -452,6 +452,16 @@ int store_migrate_up(struct store *s,
  * Schemas.
  * ------------------------------------------------------------------------------------- */
 
+int store_table_rows(struct store *s, const char *table, uint64_t cap, uint64_t *rows)
+{
+    ASSERT(s != NULL && table != NULL && rows != NULL);
+    *rows = 0;
+    if (table[0] == '\0' || strlen(table) > LIMIT_MIGRATION_IDENT_LEN_MAX) {
+        return -ENOENT;
+    }
+    return store_ops_of(s)->table_rows(store_be_of(s), table, cap, rows);
+}
+
 int store_schema_dump(struct store *s, struct buf *out, struct buf *err)
 {
     ASSERT(s != NULL);

@@ -2618,6 +2618,42 @@ static int pg_schema_dump(void *be, struct buf *out, struct buf *err)
     return rc;
 }
 
+/* Rows of table (in the connection's schema), counted up to cap + 1. */
+static int pg_table_rows(void *be, const char *table, uint64_t cap, uint64_t *rows)
+{
+    struct pg_store *s = be;
+    struct pgpool_conn *c = NULL;
+    int rc = pgpool_acquire(s->readers, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    bool exists = false;
+    char *ident = NULL;
+    rc = pg_table_exists(c, table, &exists);
+    if (rc == 0 && !exists) {
+        rc = -ENOENT;
+    }
+    if (rc == 0) {
+        ident = PQescapeIdentifier(c->pg, table, strlen(table));
+        rc = ident != NULL ? 0 : -ENOMEM;
+    }
+    if (rc == 0) {
+        char sql[256];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM (SELECT 1 FROM %s LIMIT %llu) s", ident,
+                 (unsigned long long)cap + 1);
+        PGresult *res = PQexec(c->pg, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+            rc = pg_fail(c, res, -EIO, "count rows");
+        } else {
+            *rows = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        }
+        PQclear(res);
+    }
+    PQfreemem(ident);
+    pgpool_release(s->readers, c, false);
+    return rc;
+}
+
 /* ---- A fresh database beside the configured one ---- */
 
 /* location with its database name replaced by dbname, appended to out. */
@@ -3123,9 +3159,9 @@ static int pg_wr_audit_checkpoint_insert(void *be, const struct audit_checkpoint
         .scheme = (scheme_), .concurrent = true, .system_name = "postgresql", .open = pg_open,     \
         .close = pg_close, .migrations_backend = "postgres", .mig_rows = pg_mig_rows,              \
         .mig_begin = pg_mig_begin, .mig_exec = pg_mig_exec, .mig_record = pg_mig_record,           \
-        .mig_end = pg_mig_end, .schema_dump = pg_schema_dump, .scratch_create = pg_scratch_create, \
-        .scratch_drop = pg_scratch_drop, .ping = pg_ping, .writers = pg_writers,                   \
-        .account_get = pg_account_get, .transfer_get = pg_transfer_get,                            \
+        .mig_end = pg_mig_end, .schema_dump = pg_schema_dump, .table_rows = pg_table_rows,         \
+        .scratch_create = pg_scratch_create, .scratch_drop = pg_scratch_drop, .ping = pg_ping,     \
+        .writers = pg_writers, .account_get = pg_account_get, .transfer_get = pg_transfer_get,     \
         .accounts_list = pg_accounts_list, .account_transfers_list = pg_account_transfers_list,    \
         .idem_get = pg_idem_get, .apikey_insert = pg_apikey_insert, .apikey_get = pg_apikey_get,   \
         .apikey_list = pg_apikey_list, .apikey_revoke = pg_apikey_revoke,                          \

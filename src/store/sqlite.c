@@ -1056,6 +1056,37 @@ static int sq_schema_dump(void *be, struct buf *out, struct buf *err)
     return rc;
 }
 
+/* Rows of table, counted up to cap + 1, on a read connection. */
+static int sq_table_rows(void *be, const char *table, uint64_t cap, uint64_t *rows)
+{
+    struct sq_conn *c = NULL;
+    int rc = sq_reader(be, &c);
+    bool exists = false;
+    if (rc == 0) {
+        rc = sq_table_exists(c, table, &exists);
+    }
+    if (rc != 0 || !exists) {
+        return rc != 0 ? rc : -ENOENT;
+    }
+    char *sql = sqlite3_mprintf("SELECT count(*) FROM (SELECT 1 FROM \"%w\" LIMIT %llu)", table,
+                                (unsigned long long)cap + 1);
+    if (sql == NULL) {
+        return -ENOMEM;
+    }
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+        return sq_fail(c, rc, "count rows");
+    }
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *rows = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW ? 0 : sq_fail(c, step, "count rows");
+}
+
 /* A new database file in a new temporary directory. */
 static int sq_scratch_create(const char *location, const struct store_options *opts,
                              struct buf *scratch, struct buf *err)
@@ -2141,6 +2172,7 @@ const struct store_backend_ops store_sqlite_ops = {
     .mig_record = sq_mig_record,
     .mig_end = sq_mig_end,
     .schema_dump = sq_schema_dump,
+    .table_rows = sq_table_rows,
     .scratch_create = sq_scratch_create,
     .scratch_drop = sq_scratch_drop,
     .ping = sq_ping,

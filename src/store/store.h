@@ -131,6 +131,10 @@ int store_migrate_up(struct store *s,
 int store_migrate_up_as(struct store *s, const char *actor,
                         void (*applied)(void *ctx, uint32_t version, const char *name), void *ctx,
                         struct buf *err);
+/* How many rows table holds, counted up to cap + 1 (so a huge table costs a bounded read):
+ * what `ledgerd migrate plan` shows beside a finding on an existing table. -ENOENT when there is
+ * no such table (yet). */
+int store_table_rows(struct store *s, const char *table, uint64_t cap, uint64_t *rows);
 /* "sqlite" or "postgres": the migrations directory of the store's backend. */
 const char *store_migrations_backend(const struct store *s);
 /* The schema of the database as deterministic SQL text (tables with their columns,

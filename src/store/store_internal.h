@@ -47,6 +47,7 @@ struct store_backend_ops {
     /* Commits (commit true) or rolls back; releases the lock and the connection. */
     int (*mig_end)(void *mtx, bool commit, struct buf *err);
     int (*schema_dump)(void *be, struct buf *out, struct buf *err);
+    int (*table_rows)(void *be, const char *table, uint64_t cap, uint64_t *rows);
     /* An empty database beside location (its location appended to scratch), and its removal. */
     int (*scratch_create)(const char *location, const struct store_options *opts,
                           struct buf *scratch, struct buf *err);

@@ -191,7 +191,7 @@ def test_plan_prints_every_statement_and_changes_nothing(repo):
     assert "CREATE TABLE fees (id TEXT PRIMARY KEY" in p.stdout
     assert "CREATE INDEX fees_by_points ON fees (basis_points);" in p.stdout
     assert "ALTER TABLE fees DROP COLUMN note;" in p.stdout
-    assert "drop-column (annotated)" in p.stdout
+    assert "drop-column (annotated) on fees: not in the database yet" in p.stdout, output(p)
     assert "`up` would refuse" in p.stdout and "--allow-destructive" in p.stdout, output(p)
     allowed = repo.run("plan", "--allow-destructive")
     assert allowed.returncode == 0, output(allowed)
@@ -199,6 +199,35 @@ def test_plan_prints_every_statement_and_changes_nothing(repo):
                      allowed.stdout), output(allowed)
     assert repo.image() == before, "plan changed the database"
     assert [r[0] for r in repo.rows()] == [1, 2]
+
+
+def test_plan_shows_how_many_rows_a_finding_touches(repo):
+    """A unique index is harmless on an empty table and a long lock (or a failure) on a full
+    one: the plan says which it is."""
+    repo.ok("up")
+    for i in range(3):
+        repo.sql("INSERT INTO accounts (id, ledger, code, flags, debits_pending, debits_posted,"
+                 " credits_pending, credits_posted, created_at_ms) VALUES"
+                 f" ('r{i}', 'USD', 1, 0, {u128_sql(0)}, {u128_sql(0)}, {u128_sql(0)},"
+                 f" {u128_sql(0)}, 0)")
+    pg = backend() == "postgres"
+    repo.write("0003_unique_ledger_id.sql",
+               "-- 0003_unique_ledger_id: (ledger, id) is unique.\n"
+               "-- ledgerd:destructive unique-on-existing-table: ids are unique already\n" +
+               ("-- ledgerd:destructive index-without-concurrently: three rows, reviewed\n"
+                "SET lock_timeout = '5s';\n" if pg else "") +
+               "CREATE UNIQUE INDEX accounts_ledger_id ON accounts (ledger, id);\n")
+    repo.ok("hash")
+    before = repo.image()
+    p = repo.run("plan", "--allow-destructive")
+    assert p.returncode == 0, output(p)
+    assert "unique-on-existing-table (annotated) on accounts: 3 rows" in p.stdout, output(p)
+    assert repo.image() == before
+
+
+def u128_sql(v):
+    """A u128 column value as SQL text for the pass's backend."""
+    return str(v) if backend() == "postgres" else "x'" + v.to_bytes(16, "big").hex() + "'"
 
 
 def test_plan_on_an_up_to_date_database(repo):

@@ -419,6 +419,25 @@ static void test_migration_rows_record_who_and_how_long(void **state)
     free(rows);
 }
 
+/* Rows counted for the plan: exact up to the cap, cap + 1 past it, -ENOENT for no table; a name
+ * is an identifier, never SQL. */
+static void test_table_rows(void **state)
+{
+    struct fx *f = *state;
+    uint64_t rows = 99;
+    assert_int_equal(store_table_rows(f->s, "api_keys", 10, &rows), 0);
+    assert_int_equal(rows, 0);
+    raw_exec(f, "CREATE TABLE \"we\"\"ird\" (a INTEGER);"
+                " INSERT INTO \"we\"\"ird\" VALUES (1), (2), (3), (4), (5)");
+    assert_int_equal(store_table_rows(f->s, "we\"ird", 10, &rows), 0);
+    assert_int_equal(rows, 5);
+    assert_int_equal(store_table_rows(f->s, "we\"ird", 3, &rows), 0);
+    assert_int_equal(rows, 4);
+    assert_int_equal(store_table_rows(f->s, "no_such_table", 10, &rows), -ENOENT);
+    assert_int_equal(store_table_rows(f->s, "accounts; DROP TABLE accounts", 10, &rows), -ENOENT);
+    assert_int_equal(store_table_rows(f->s, "", 10, &rows), -ENOENT);
+}
+
 /* A database an older ledgerd migrated has schema_migrations without duration_ms and
  * applied_by: status reads it as it is, and the next migration run completes the table. */
 static void test_old_bookkeeping_table_is_completed(void **state)
@@ -1005,6 +1024,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_old_bookkeeping_table_is_completed, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_table_rows, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_account_roundtrip, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pending_lifecycle, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, fx_setup, fx_teardown),
