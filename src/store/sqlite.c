@@ -590,6 +590,28 @@ static int sq_pragma_expect(struct sq_conn *c, const char *sql, const char *want
     return ret;
 }
 
+/* Switches a connection to WAL. A new database file switches once, under an exclusive lock for
+ * which SQLite does not wait (its busy handler is not called there): a second process opening
+ * the same new file at that moment (two `ledgerd migrate up` at once) gets SQLITE_BUSY at once,
+ * so it is retried here for as long as any other lock is waited for. */
+static int sq_journal_wal(struct sq_conn *c, struct buf *err)
+{
+    size_t mark = err->len;
+    int64_t deadline_ms = clock_mono_ns() / 1000000 + SQLITE_BUSY_TIMEOUT_MS;
+    for (;;) {
+        int rc = sq_pragma_expect(c, "PRAGMA journal_mode = WAL", "wal", err);
+        if (rc != -EBUSY || clock_mono_ns() / 1000000 >= deadline_ms) {
+            return rc;
+        }
+        err->len = mark; /* not an error yet */
+        if (err->data != NULL) {
+            err->data[mark] = '\0';
+        }
+        struct timespec pause = {0, 10000000L}; /* 10 ms */
+        (void)nanosleep(&pause, NULL);
+    }
+}
+
 static void *sq_checkpointer_main(void *arg)
 {
     struct sq_store *s = arg;
@@ -720,7 +742,7 @@ static int sq_open(const char *location, const struct store_options *opts, void 
     if (rc != 0) {
         goto out_free;
     }
-    rc = sq_pragma_expect(&s->writer, "PRAGMA journal_mode = WAL", "wal", err);
+    rc = sq_journal_wal(&s->writer, err);
     if (rc != 0) {
         goto out_close;
     }
