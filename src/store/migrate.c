@@ -97,10 +97,10 @@ static bool migrate_row_applied(const struct store_migration_row *rows, size_t n
     return false;
 }
 
-/* Compares rows (in version order) with set. */
-static void migrate_compare(const struct migset *set, const struct store_migration_row *rows,
-                            size_t n, struct store_migration_status *out)
+void store_migration_compare(const struct migset *set, const struct store_migration_row *rows,
+                             size_t n, struct store_migration_status *out)
 {
+    ASSERT(set != NULL && (rows != NULL || n == 0) && out != NULL);
     memset(out, 0, sizeof(*out));
     out->available = (uint32_t)set->n;
     out->applied = (uint32_t)n;
@@ -173,7 +173,7 @@ int store_migration_status_of(struct store *s, const struct migset *set,
     size_t n = 0;
     int rc = store_migration_rows(s, &rows, &n);
     if (rc == 0) {
-        migrate_compare(set, rows, n, out);
+        store_migration_compare(set, rows, n, out);
     }
     free(rows);
     return rc;
@@ -353,7 +353,7 @@ int store_migrate(struct store *s, const struct migset *set, const struct store_
         return rc;
     }
     struct store_migration_status st;
-    migrate_compare(set, rows, n, &st);
+    store_migration_compare(set, rows, n, &st);
     uint32_t max_applied = 0;
     for (size_t i = 0; i < n; i++) {
         max_applied = rows[i].version > max_applied ? rows[i].version : max_applied;

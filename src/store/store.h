@@ -104,6 +104,9 @@ int store_migration_status_of(struct store *s, const struct migset *set,
                               struct store_migration_status *out);
 /* The rows of schema_migrations in version order (*rows malloc'd; free() it). */
 int store_migration_rows(struct store *s, struct store_migration_row **rows, size_t *n);
+/* The status of rows (as store_migration_rows gives them) against set, without a read. */
+void store_migration_compare(const struct migset *set, const struct store_migration_row *rows,
+                             size_t n, struct store_migration_status *out);
 
 struct store_migrate_options {
     const char *actor;      /* who applies ("cli:<user>", "system"); NULL: "system" */
